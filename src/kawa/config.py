@@ -1,0 +1,134 @@
+"""kawa.yaml: a project's settings, with defaults and `KAWA__SECTION__KEY` environment overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+CONFIG_NAME = "kawa.yaml"
+ENV_PREFIX = "KAWA__"
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8642
+
+
+class IngestConfig(msgspec.Struct, forbid_unknown_fields=True):
+    max_body_bytes: int = 5_000_000
+    max_event_bytes: int = 32_768
+    max_depth: int = 32
+    max_events_per_request: int = 10_000
+    # Requests waiting for the event log beyond this many are answered 503 with Retry-After.
+    max_pending_requests: int = 256
+
+
+class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    flush_interval_s: float = 1.0
+    flush_max_bytes: int = 64 * 1024 * 1024
+    compact_min_files: int = 16
+    # Client retries re-send an event_id; ids seen within this many recent events are dropped.
+    dedupe_window_events: int = 2_000_000
+    # Files replaced by compaction or `kawa load` are deleted after this grace period.
+    gc_grace_s: float = 60.0
+
+
+class StoresConfig(msgspec.Struct, forbid_unknown_fields=True):
+    event_log: str = "files"
+    online: str = "lmdb"
+    metadata: str = "sqlite"
+    artifacts: str = "local"
+
+
+class ProjectKeys(msgspec.Struct, forbid_unknown_fields=True):
+    write_key: str
+    read_key: str
+    admin_key: str
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    project: str = "default"
+    state_dir: str = ".kawa"
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+    lake: LakeConfig = msgspec.field(default_factory=LakeConfig)
+    stores: StoresConfig = msgspec.field(default_factory=StoresConfig)
+    projects: dict[str, ProjectKeys] = msgspec.field(default_factory=dict)
+    # The folder that holds kawa.yaml; relative paths resolve against it. Not read from the file.
+    root: str = "."
+
+    @property
+    def state_path(self) -> Path:
+        path = Path(self.state_dir)
+        return path if path.is_absolute() else Path(self.root) / path
+
+
+class ConfigError(ValueError):
+    """kawa.yaml or an override is invalid; the message says where."""
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest kawa.yaml at or above `start` (the working folder by default)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path | str | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read kawa.yaml (optional: defaults apply without one) and apply environment overrides.
+
+    >>> load_config(path=None, env={"KAWA__SERVER__PORT": "9000"}).server.port
+    9000
+    """
+    env = dict(os.environ if env is None else env)
+    if path is None and "KAWA_CONFIG" in env:
+        path = env["KAWA_CONFIG"]
+    file = Path(path) if path is not None else find_config()
+    raw: dict[str, Any] = {}
+    root = Path.cwd()
+    if file is not None:
+        if not file.is_file():
+            raise ConfigError(f"{file}: no such file; run `kawa init` to create one")
+        try:
+            raw = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{file}: expected a mapping at the top level")
+        root = file.resolve().parent
+    _apply_env(raw, env)
+    raw["root"] = str(root)
+    try:
+        return msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{file or 'settings'}: {exc}") from exc
+
+
+def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            continue
+        node = raw
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = yaml.safe_load(value) if value else value
+
+
+def dump_config(config: Config) -> str:
+    """kawa.yaml text for `config`, leaving out the derived `root`."""
+    data = msgspec.to_builtins(config)
+    data.pop("root", None)
+    return yaml.safe_dump(data, sort_keys=False)

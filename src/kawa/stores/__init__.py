@@ -1,0 +1,1 @@
+"""The small interfaces every part keeps its state behind, each with an embedded and a scale-out backend."""

@@ -1,0 +1,284 @@
+"""The embedded event log: segment files on local disk, group-committed with one fsync per batch.
+
+Layout of the log folder:
+
+    00000000000000000000.log   segment files, named by the offset of their first byte
+    00000000000067108901.log
+    checkpoints/<consumer>      the committed offset of each consumer (atomically replaced)
+    writer.lock                 held by the one process that appends
+
+A record is a 12-byte header (payload length: u32, CRC-32 of the payload: u32, magic: u32) followed by
+the payload. An offset is the byte position in the whole log, so offsets only grow across segments.
+After a crash, a torn record at the tail fails its CRC check and is cut off when the writer opens
+the log; it was never acknowledged, because `append` returns only after fsync.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from kawa.stores.eventlog.base import EventLog, ReadResult, Record
+
+HEADER = struct.Struct("<III")
+MAGIC = 0x4B415741  # "KAWA"
+SEGMENT_SUFFIX = ".log"
+
+
+class LogCorruptError(RuntimeError):
+    """A record in the middle of the log fails its checksum."""
+
+
+class FileEventLog(EventLog):
+    """Segment files with group commit: concurrent `append` calls share one write and one fsync."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        segment_bytes: int = 128 * 1024 * 1024,
+        writer: bool = True,
+        fsync: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "checkpoints").mkdir(exist_ok=True)
+        self._writer = writer
+        self._cond = threading.Condition()
+        self._pending: list[_Ticket] = []
+        self._flushing = False
+        self._file: int | None = None
+        self._lock_fd: int | None = None
+        self._base = 0
+        self._size = 0
+        if writer:
+            self._open_writer()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _open_writer(self) -> None:
+        self._lock_fd = os.open(self.path / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise RuntimeError(
+                f"another process is appending to the event log at {self.path}; "
+                "stop it first (one `kawa serve` per state folder)"
+            ) from None
+        segments = self._segments()
+        if not segments:
+            self._start_segment(0)
+            return
+        base = segments[-1]
+        seg_path = self._segment_path(base)
+        valid = _valid_length(seg_path)
+        if valid < seg_path.stat().st_size:
+            with open(seg_path, "r+b") as f:
+                f.truncate(valid)
+                os.fsync(f.fileno())
+        self._base = base
+        self._size = valid
+        self._file = os.open(seg_path, os.O_WRONLY | os.O_APPEND)
+
+    def _start_segment(self, base: int) -> None:
+        if self._file is not None:
+            os.close(self._file)
+        self._base = base
+        self._size = 0
+        self._file = os.open(self._segment_path(base), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _fsync_dir(self.path)
+
+    def append(self, payloads: Sequence[bytes]) -> list[int]:
+        if not self._writer:
+            raise RuntimeError("this event log was opened read-only")
+        ticket = _Ticket(payloads)
+        with self._cond:
+            self._pending.append(ticket)
+            while not ticket.done:
+                if not self._flushing:
+                    self._flushing = True
+                    batch, self._pending = self._pending, []
+                    break
+                self._cond.wait()
+            else:
+                return ticket.result()
+        try:
+            self._write_batch(batch)
+        except BaseException as exc:
+            for t in batch:
+                t.error = exc
+            raise
+        finally:
+            with self._cond:
+                for t in batch:
+                    t.done = True
+                self._flushing = False
+                self._cond.notify_all()
+        return ticket.result()
+
+    def _write_batch(self, batch: list[_Ticket]) -> None:
+        chunks: list[bytes] = []
+        pos = self._base + self._size
+        for ticket in batch:
+            for payload in ticket.payloads:
+                if pos - self._base >= self.segment_bytes:
+                    self._flush_chunks(chunks)
+                    chunks = []
+                    self._start_segment(pos)
+                ticket.offsets.append(pos)
+                chunks.append(HEADER.pack(len(payload), zlib.crc32(payload), MAGIC))
+                chunks.append(payload)
+                pos += HEADER.size + len(payload)
+        self._flush_chunks(chunks)
+
+    def _flush_chunks(self, chunks: list[bytes]) -> None:
+        if not chunks:
+            return
+        assert self._file is not None
+        data = b"".join(chunks)
+        written = 0
+        view = memoryview(data)
+        while written < len(data):
+            written += os.write(self._file, view[written:])
+        if self.fsync:
+            os.fdatasync(self._file)
+        self._size += len(data)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int = 16 * 1024 * 1024) -> ReadResult:
+        records: list[Record] = []
+        total = 0
+        segments = self._segments()
+        for i, base in enumerate(segments):
+            nxt = segments[i + 1] if i + 1 < len(segments) else None
+            if nxt is not None and nxt <= offset:
+                continue
+            offset = max(offset, base)
+            try:
+                f = open(self._segment_path(base), "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                continue  # trimmed while we listed; the next segment follows
+            with f:
+                f.seek(offset - base)
+                while total < max_bytes:
+                    header = f.read(HEADER.size)
+                    if len(header) < HEADER.size:
+                        break
+                    length, crc, magic = HEADER.unpack(header)
+                    payload = f.read(length) if magic == MAGIC else b""
+                    if magic != MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
+                        # A record still being written; the writer cuts torn tails on restart.
+                        return ReadResult(records, offset)
+                    records.append(Record(offset, payload))
+                    offset += HEADER.size + length
+                    total += length
+            if total >= max_bytes or nxt is None or nxt != offset:
+                break
+        return ReadResult(records, offset)
+
+    def end_offset(self) -> int:
+        if self._writer:
+            with self._cond:
+                return self._base + self._size
+        segments = self._segments()
+        if not segments:
+            return 0
+        return segments[-1] + _valid_length(self._segment_path(segments[-1]))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def commit(self, consumer: str, offset: int) -> None:
+        _check_consumer(consumer)
+        target = self.path / "checkpoints" / consumer
+        tmp = target.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(str(offset))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+
+    def committed(self, consumer: str) -> int:
+        _check_consumer(consumer)
+        try:
+            return int((self.path / "checkpoints" / consumer).read_text())
+        except FileNotFoundError:
+            segments = self._segments()
+            return segments[0] if segments else 0
+
+    def trim(self, before: int) -> int:
+        segments = self._segments()
+        freed = 0
+        for base, nxt in zip(segments, segments[1:], strict=False):
+            if nxt <= before:
+                seg = self._segment_path(base)
+                freed += seg.stat().st_size
+                seg.unlink()
+        return freed
+
+    def close(self) -> None:
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _segments(self) -> list[int]:
+        return sorted(int(p.name[: -len(SEGMENT_SUFFIX)]) for p in self.path.glob("*" + SEGMENT_SUFFIX))
+
+    def _segment_path(self, base: int) -> Path:
+        return self.path / f"{base:020d}{SEGMENT_SUFFIX}"
+
+
+class _Ticket:
+    __slots__ = ("done", "error", "offsets", "payloads")
+
+    def __init__(self, payloads: Sequence[bytes]) -> None:
+        self.payloads = payloads
+        self.offsets: list[int] = []
+        self.done = False
+        self.error: BaseException | None = None
+
+    def result(self) -> list[int]:
+        if self.error is not None:
+            raise RuntimeError("the event log write failed") from self.error
+        return self.offsets
+
+
+def _valid_length(path: Path) -> int:
+    """Bytes of `path` up to the last whole record with a good checksum."""
+    data = path.read_bytes()
+    pos = 0
+    while pos + HEADER.size <= len(data):
+        length, crc, magic = HEADER.unpack_from(data, pos)
+        end = pos + HEADER.size + length
+        if magic != MAGIC or end > len(data) or zlib.crc32(data[pos + HEADER.size : end]) != crc:
+            break
+        pos = end
+    return pos
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_consumer(name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ValueError(f"consumer name {name!r} may use only letters, digits, '-', '_' and '.'")
