@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -10,7 +11,7 @@ class BackendError(ValueError):
     """A store name in kawa.yaml names no backend, or the backend's extra is not installed."""
 
 
-def load_backend(kind: str, spec: str, table: dict[str, tuple[str, str, str | None]]) -> Any:
+def load_backend(kind: str, spec: str, table: Mapping[str, tuple[str, str, str | None]]) -> Any:
     """The class for `spec` (a short name such as `lmdb`, or a URL whose scheme names the backend)."""
     name = spec.split("://", 1)[0] if "://" in spec else spec
     try:

@@ -16,6 +16,7 @@ the log; it was never acknowledged, because `append` returns only after fsync.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import struct
 import threading
@@ -219,7 +220,7 @@ class FileEventLog(EventLog):
     def trim(self, before: int) -> int:
         segments = self._segments()
         freed = 0
-        for base, nxt in zip(segments, segments[1:], strict=False):
+        for base, nxt in itertools.pairwise(segments):
             if nxt <= before:
                 seg = self._segment_path(base)
                 freed += seg.stat().st_size

@@ -1,0 +1,1 @@
+"""Events: the envelope, validation, and the collector that makes them durable."""

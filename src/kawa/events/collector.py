@@ -1,0 +1,143 @@
+"""The collector: checks a request body, makes its events durable in the event log, says what it kept."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+
+from kawa.config import IngestConfig
+from kawa.events.schema import KIND_EVENTS, KIND_REJECTED, LogBatch, RejectedEvent
+from kawa.events.validate import Batch, BodyError, decode_batch
+from kawa.stores.eventlog import EventLog
+
+_log_encoder = msgspec.msgpack.Encoder()
+_json = msgspec.json.Encoder()
+
+
+class PayloadTooLarge(BodyError):
+    """The body (or its gzip expansion) is over the configured limit. Maps to a 413."""
+
+
+class Overloaded(RuntimeError):
+    """Too many requests are waiting on the event log. Maps to a 503 with Retry-After."""
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    rejected: int
+    errors: list[dict[str, object]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """The body without its Content-Encoding; gzip bombs stop at `limit` bytes of output."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise BodyError(f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding")
+    inflater = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BodyError(f"the body is not valid {encoding}: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"the decompressed body is over {limit} bytes; send smaller batches")
+    return out
+
+
+class Collector:
+    """Turns request bodies into durable log records; one instance serves the whole process."""
+
+    def __init__(self, log: EventLog, config: IngestConfig) -> None:
+        self.log = log
+        self.config = config
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def ingest(
+        self,
+        body: bytes,
+        *,
+        project: str,
+        ndjson: bool,
+        key_project: Callable[[str], str | None] | None = None,
+    ) -> IngestResult:
+        """Validate `body` and append it to the log; returns only once the events are durable."""
+        received_at = now_us()
+        batch = decode_batch(
+            body,
+            ndjson=ndjson,
+            project=project,
+            received_at=received_at,
+            max_depth=self.config.max_depth,
+            max_event_bytes=self.config.max_event_bytes,
+            key_project=key_project,
+        )
+        total = len(batch.lines) + len(batch.rejected)
+        if total > self.config.max_events_per_request:
+            raise PayloadTooLarge(
+                f"{total} events in one request; the limit is {self.config.max_events_per_request}"
+            )
+        return self.append(batch, project=project, received_at=received_at)
+
+    def append(self, batch: Batch, *, project: str, received_at: int) -> IngestResult:
+        """Write a validated batch (accepted and rejected events) to the log durably."""
+        records = []
+        if batch.lines:
+            records.append(
+                _log_encoder.encode(
+                    LogBatch(
+                        kind=KIND_EVENTS,
+                        project=project,
+                        received_at=received_at,
+                        id_prefix=f"{received_at:x}{os.urandom(3).hex()}-",
+                        times=np.asarray(batch.times, dtype="<i8").tobytes(),
+                        body=b"\n".join(batch.lines),
+                    )
+                )
+            )
+        if batch.rejected:
+            records.append(rejected_record(batch.rejected, project=project, received_at=received_at))
+        with self._lock:
+            if self._pending >= self.config.max_pending_requests:
+                raise Overloaded("the event log is behind; retry after a second")
+            self._pending += 1
+        try:
+            if records:
+                self.log.append(records)
+        finally:
+            with self._lock:
+                self._pending -= 1
+        errors: list[dict[str, object]] = [
+            {"index": r.index, "event_id": r.event_id, "reason": r.reason} for r in batch.rejected[:100]
+        ]
+        return IngestResult(accepted=len(batch.lines), rejected=len(batch.rejected), errors=errors)
+
+
+def rejected_record(rejected: list[RejectedEvent], *, project: str, received_at: int) -> bytes:
+    """An event log record holding refused events, for the `rejected_events` table."""
+    return _log_encoder.encode(
+        LogBatch(
+            kind=KIND_REJECTED,
+            project=project,
+            received_at=received_at,
+            id_prefix="",
+            times=b"",
+            body=_json.encode_lines(rejected).rstrip(b"\n"),
+        )
+    )

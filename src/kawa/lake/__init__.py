@@ -1,0 +1,1 @@
+"""The lake: Parquet files per project and partition, published through atomic manifests."""

@@ -1,0 +1,301 @@
+"""The lake writer: reads the event log from its checkpoint and publishes Parquet, exactly once.
+
+Each flush takes every log record since the checkpoint, lets DuckDB parse the events' JSON in one
+vectorised pass, drops event_ids already seen (client retries), writes one Parquet file per project and
+day, publishes them in the table manifests, and only then commits the log checkpoint. A crash before the
+checkpoint leaves unlisted files that are deleted on restart, and the records are read again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kawa.config import LakeConfig
+from kawa.events.schema import EVENTS_SCHEMA, KIND_EVENTS, REJECTED_SCHEMA, LogBatch
+from kawa.lake.compact import compact_partition
+from kawa.lake.table import DataFile, LakeTable
+from kawa.stores.eventlog import EventLog
+
+log = logging.getLogger("kawa.lake")
+
+CONSUMER = "lake"
+EVENTS = "events"
+REJECTED = "rejected_events"
+_DAY_US = 86_400_000_000
+_decoder = msgspec.msgpack.Decoder(LogBatch)
+
+_FIELDS = (
+    '{"event_id":"VARCHAR","event_name":"VARCHAR",'
+    '"keys":{"user_id":"VARCHAR","visitor_id":"VARCHAR","session_id":"VARCHAR"},'
+    '"page":"VARCHAR","item_id":"VARCHAR","category":"VARCHAR",'
+    '"price":"DOUBLE","quantity":"BIGINT","revenue":"DOUBLE"}'
+)
+_REJECTED_FIELDS = '{"reason":"VARCHAR","index":"BIGINT","event_id":"VARCHAR","payload":"VARCHAR"}'
+
+
+class LakeWriter:
+    """Moves events from the log into the lake; one per state folder."""
+
+    def __init__(self, log: EventLog, lake_root: Path, config: LakeConfig) -> None:
+        self.log = log
+        self.lake_root = Path(lake_root)
+        self.config = config
+        self.db = duckdb.connect()
+        self.db.execute("SET threads = 1")
+        self.db.execute("CREATE TABLE recent (project VARCHAR, event_id VARCHAR, seq BIGINT)")
+        self._seq = 0
+        self.offset = log.committed(CONSUMER)
+        self._recover()
+
+    # -- start-up --------------------------------------------------------------------------------
+
+    def _tables(self, name: str) -> list[LakeTable]:
+        folder = self.lake_root / name
+        if not folder.is_dir():
+            return []
+        return [
+            LakeTable(self.lake_root, name, p.name.removeprefix("project="))
+            for p in folder.iterdir()
+            if p.name.startswith("project=")
+        ]
+
+    def _recover(self) -> None:
+        """Drop files a crash left unpublished, and remember recent event_ids for deduplication."""
+        for table in self._tables(EVENTS) + self._tables(REJECTED):
+            removed = table.remove_orphans()
+            if removed:
+                log.info("removed %d unpublished files from %s", removed, table.path)
+        budget = self.config.dedupe_window_events
+        for table in self._tables(EVENTS):
+            files = table.manifest().files
+            chosen: list[str] = []
+            rows = 0
+            for f in reversed(files):
+                if rows >= budget:
+                    break
+                chosen.append(str(table.path / f.path))
+                rows += f.rows
+            if chosen:
+                ids = pq.read_table(chosen, columns=["event_id"], partitioning=None).column("event_id")
+                self._remember(table.project, ids.combine_chunks())
+
+    def _remember(self, project: str, ids: pa.Array) -> None:
+        n = len(ids)
+        if n == 0:
+            return
+        fresh = pa.table({"event_id": ids, "seq": np.arange(self._seq, self._seq + n, dtype=np.int64)})
+        self._seq += n
+        self.db.register("fresh", fresh)
+        self.db.execute("INSERT INTO recent SELECT ?, event_id, seq FROM fresh", [project]).fetchall()
+        self.db.unregister("fresh")
+        window = self.config.dedupe_window_events
+        if self._seq % max(window // 2, 1) < n:
+            self.db.execute("DELETE FROM recent WHERE seq < ?", [self._seq - window]).fetchall()
+
+    # -- flushing --------------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Publish everything the log holds past the checkpoint; returns the events written."""
+        written = 0
+        while True:
+            result = self.log.read(self.offset, max_bytes=self.config.flush_max_bytes)
+            if not result.records:
+                return written
+            first = result.records[0].offset
+            events: list[LogBatch] = []
+            rejected: list[LogBatch] = []
+            for record in result.records:
+                batch = _decoder.decode(record.payload)
+                (events if batch.kind == KIND_EVENTS else rejected).append(batch)
+            touched: set[tuple[str, str]] = set()
+            if events:
+                written += self._write_events(events, first, touched)
+            if rejected:
+                self._write_rejected(rejected, first)
+            self.log.commit(CONSUMER, result.next_offset)
+            self.offset = result.next_offset
+            self._maintain(touched)
+
+    def _write_events(self, batches: list[LogBatch], first: int, touched: set[tuple[str, str]]) -> int:
+        table = _events_arrow(batches)
+        self.db.register("batch", table)
+        deduped = self.db.sql(
+            f"""
+            SELECT * FROM (
+              SELECT coalesce(j.event_id, prefix || idx::VARCHAR) AS event_id, j.event_name,
+                     j.keys, j.page, j.item_id, j.category, j.price, j.quantity, j.revenue,
+                     rowno, project
+              FROM (SELECT json_transform(line, '{_FIELDS}') AS j, * FROM batch)
+            ) b
+            WHERE NOT EXISTS (SELECT 1 FROM recent r WHERE r.project = b.project AND r.event_id = b.event_id)
+            QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY rowno) = 1
+            ORDER BY rowno
+            """
+        ).to_arrow_table()
+        self.db.unregister("batch")
+        base = table.take(deduped.column("rowno"))
+        out = pa.table(
+            {
+                "event_id": deduped.column("event_id"),
+                "event_name": deduped.column("event_name"),
+                "sync_date": base.column("ts").cast(pa.timestamp("us", tz="UTC")),
+                "received_at": base.column("received_at").cast(pa.timestamp("us", tz="UTC")),
+                "keys": deduped.column("keys"),
+                "page": deduped.column("page"),
+                "item_id": deduped.column("item_id"),
+                "category": deduped.column("category"),
+                "price": deduped.column("price"),
+                "quantity": deduped.column("quantity"),
+                "revenue": deduped.column("revenue"),
+                "properties": base.column("line"),
+                "_date": _days(base.column("ts")),
+            },
+            schema=EVENTS_SCHEMA,
+        )
+        projects = base.column("project")
+        for project in pc.unique(projects).to_pylist():
+            mine = out.filter(pc.equal(projects, project))
+            self._publish(EVENTS, project, mine, first, touched)
+            self._remember(project, mine.column("event_id").combine_chunks())
+        return out.num_rows
+
+    def _write_rejected(self, batches: list[LogBatch], first: int) -> None:
+        by_project: dict[str, list[LogBatch]] = defaultdict(list)
+        for b in batches:
+            by_project[b.project].append(b)
+        for project, group in by_project.items():
+            body = b"\n".join(b.body for b in group)
+            lines = _lines(body)
+            self.db.register("lines", lines)
+            parsed = self.db.sql(
+                f"SELECT j.* FROM (SELECT json_transform(line, '{_REJECTED_FIELDS}') AS j FROM lines)"
+            ).to_arrow_table()
+            self.db.unregister("lines")
+            received = pa.array(
+                np.concatenate(
+                    [np.full(b.body.count(b"\n") + 1, b.received_at, dtype=np.int64) for b in group]
+                )
+            )
+            out = pa.table(
+                {
+                    "received_at": received.cast(pa.timestamp("us", tz="UTC")),
+                    "reason": parsed.column("reason"),
+                    "index": parsed.column("index"),
+                    "event_id": parsed.column("event_id"),
+                    "payload": parsed.column("payload"),
+                    "_date": _days(received),
+                },
+                schema=REJECTED_SCHEMA,
+            )
+            self._publish(REJECTED, project, out, first, set())
+
+    def _publish(
+        self, name: str, project: str, table: pa.Table, first: int, touched: set[tuple[str, str]]
+    ) -> None:
+        lake = LakeTable(self.lake_root, name, project)
+        days = pc.unique(table.column("_date")).to_pylist()
+        added: list[DataFile] = []
+        for day in days:
+            part = table.filter(pc.equal(table.column("_date"), day))
+            partition = {"_date": day.isoformat()}
+            target = lake.new_file(partition, f"part-{first:020d}.parquet")
+            _write_parquet(part, target)
+            added.append(
+                DataFile(
+                    path=str(target.relative_to(lake.path)),
+                    rows=part.num_rows,
+                    bytes=target.stat().st_size,
+                    partition=partition,
+                )
+            )
+            touched.add((project, day.isoformat()))
+        lake.commit(added, partition_by=["_date"])
+
+    def _maintain(self, touched: set[tuple[str, str]]) -> None:
+        for project, day in touched:
+            compact_partition(
+                LakeTable(self.lake_root, EVENTS, project),
+                {"_date": day},
+                min_files=self.config.compact_min_files,
+                db=self.db,
+            )
+        for table in self._tables(EVENTS) + self._tables(REJECTED):
+            table.collect_garbage(self.config.gc_grace_s)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Flush every `flush_interval_s` until `stop` is set, then flush once more."""
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("lake flush failed; retrying")
+            stop.wait(max(self.config.flush_interval_s - (time.monotonic() - started), 0.01))
+        self.flush()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _lines(body: bytes) -> pa.Table:
+    """A one-column table of the newline-separated JSON lines of `body`, built without a Python loop."""
+    data = body + b"\n"
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+    # Each value still ends with its newline; cut it off with a vectorised slice.
+    return pa.table({"line": pc.utf8_slice_codeunits(lines, 0, -1).cast(pa.string())})
+
+
+def _events_arrow(batches: list[LogBatch]) -> pa.Table:
+    lines = _lines(b"\n".join(b.body for b in batches)).column("line")
+    times = np.frombuffer(b"".join(b.times for b in batches), dtype="<i8")
+    counts = np.array([len(b.times) // 8 for b in batches], dtype=np.int64)
+    if int(counts.sum()) != len(lines):
+        raise ValueError("event log record is inconsistent: line count differs from time count")
+    which = np.repeat(np.arange(len(batches)), counts)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return pa.table(
+        {
+            "line": lines,
+            "ts": pa.array(times),
+            "received_at": pa.array(np.array([b.received_at for b in batches], dtype=np.int64)[which]),
+            "prefix": pa.DictionaryArray.from_arrays(
+                pa.array(which.astype(np.int32)), pa.array([b.id_prefix for b in batches])
+            ),
+            "idx": pa.array(np.arange(len(lines), dtype=np.int64) - starts),
+            "project": pa.DictionaryArray.from_arrays(
+                pa.array(which.astype(np.int32)), pa.array([b.project for b in batches])
+            ).cast(pa.string()),
+            "rowno": pa.array(np.arange(len(lines), dtype=np.int64)),
+        }
+    )
+
+
+def _days(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    micros = np.asarray(ts.to_numpy(), dtype=np.int64)
+    return pa.array((micros // _DAY_US).astype(np.int32), pa.int32()).cast(pa.date32())
+
+
+def _write_parquet(table: pa.Table, target: Path) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    tmp.replace(target)
