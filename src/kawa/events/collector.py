@@ -6,7 +6,8 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import msgspec
@@ -69,6 +70,19 @@ class Collector:
         self._pending = 0
         self._lock = threading.Lock()
 
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold a place among the requests in flight; refuse with Overloaded when there are too many."""
+        with self._lock:
+            if self._pending >= self.config.max_pending_requests:
+                raise Overloaded("too many requests are waiting for the event log; retry after a second")
+            self._pending += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pending -= 1
+
     def ingest(
         self,
         body: bytes,
@@ -113,16 +127,8 @@ class Collector:
             )
         if batch.rejected:
             records.append(rejected_record(batch.rejected, project=project, received_at=received_at))
-        with self._lock:
-            if self._pending >= self.config.max_pending_requests:
-                raise Overloaded("the event log is behind; retry after a second")
-            self._pending += 1
-        try:
-            if records:
-                self.log.append(records)
-        finally:
-            with self._lock:
-                self._pending -= 1
+        if records:
+            self.log.append(records)
         errors: list[dict[str, object]] = [
             {"index": r.index, "event_id": r.event_id, "reason": r.reason} for r in batch.rejected[:100]
         ]

@@ -7,6 +7,7 @@ loses the good events beside it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -121,6 +122,15 @@ def _split_checked(body: bytes, ndjson: bool, max_depth: int) -> tuple[list[msgs
         raws.append(None if too_deep else item)
         reasons.append(f"nested deeper than {max_depth} levels" if too_deep else "")
     return raws, reasons
+
+
+_API_KEY = re.compile(rb'"api_key"\s*:\s*"([^"\\]{1,200})"')
+
+
+def first_api_key(body: bytes) -> str | None:
+    """The first `keys.api_key` in a body (a candidate only: each event's key is checked again)."""
+    match = _API_KEY.search(body, 0, 65_536)
+    return match.group(1).decode("utf-8", "replace") if match else None
 
 
 def parse_time(text: str) -> int:

@@ -1,0 +1,77 @@
+"""The FastAPI application that `kawa serve` runs: ingest, warehouse, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from kawa import __version__
+from kawa.api import ingest, warehouse
+from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
+from kawa.events.validate import BodyError
+from kawa.runtime import Runtime
+from kawa.warehouse import SQLError
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """The API over `runtime`, which must own the event log's writer."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.register_configured_keys()
+        app.state.collector = Collector(runtime.event_log, runtime.config.ingest)
+        yield
+        runtime.close()
+
+    app = FastAPI(
+        title="kawa",
+        version=__version__,
+        description="Events in, predictions out: kawa's HTTP API.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.include_router(ingest.router)
+    app.include_router(warehouse.router)
+
+    @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": __version__, "event_log_offset": runtime.event_log.end_offset()}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    _install_error_handlers(app)
+    return app
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return _error(422, "; ".join(parts))
+
+    @app.exception_handler(BodyError)
+    async def body_error(_: Request, exc: BodyError) -> JSONResponse:
+        return _error(413 if isinstance(exc, PayloadTooLarge) else 400, str(exc))
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(_: Request, exc: Overloaded) -> JSONResponse:
+        return _error(503, str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(SQLError)
+    async def sql_error(_: Request, exc: SQLError) -> JSONResponse:
+        return _error(400, str(exc))

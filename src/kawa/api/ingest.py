@@ -1,0 +1,95 @@
+"""Ingest routes: kawa's own `POST /v1/events` and Segment's HTTP Tracking API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from kawa.api.auth import authenticate, request_key
+from kawa.auth import Role
+from kawa.events.collector import Collector, IngestResult, decompress
+from kawa.events.validate import first_api_key
+
+router = APIRouter(tags=["ingest"])
+
+_EVENTS_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    },
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the body is {declared} bytes; the limit is {limit}; send smaller batches")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body is over {limit} bytes; send smaller batches")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    return decompress(body, request.headers.get("content-encoding", ""), limit)
+
+
+def is_ndjson(request: Request, body: bytes) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if "ndjson" in kind or "jsonl" in kind or "json-seq" in kind:
+        return True
+    if kind in ("text/plain", ""):  # sendBeacon sends text/plain: one object, an array, or lines
+        return body.lstrip()[:1] == b"{"
+    return False
+
+
+def answer(result: IngestResult) -> JSONResponse:
+    status = 400 if result.accepted == 0 and result.rejected > 0 else 200
+    return JSONResponse(result.to_json(), status_code=status)
+
+
+@router.post("/v1/events", openapi_extra=_EVENTS_DOC, summary="Send events (JSON object, array, or NDJSON)")
+async def post_events(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    collector: Collector = request.app.state.collector
+    body = await read_body(request, runtime.config.ingest.max_body_bytes)
+    ndjson = is_ndjson(request, body)
+    keyring = runtime.keyring
+    if request_key(request) is not None:
+        info = authenticate(request, Role.WRITE, Role.ADMIN)
+        project, key_project = info.project, None
+    else:
+        project, key_project = _project_from_body_keys(body, keyring)
+
+    def owner(key: str) -> str | None:
+        found = keyring.verify(key)
+        return found.project if found is not None and found.role in (Role.WRITE, Role.ADMIN) else None
+
+    with collector.admit():
+        result = await run_in_threadpool(
+            collector.ingest,
+            body,
+            project=project,
+            ndjson=ndjson,
+            key_project=owner if key_project else None,
+        )
+    return answer(result)
+
+
+def _project_from_body_keys(body: bytes, keyring: object) -> tuple[str, bool]:
+    """Without an Authorization header, the first event's `keys.api_key` names the project."""
+    key = first_api_key(body)
+    if key is None:
+        raise HTTPException(
+            401, "no write key; send Authorization: Bearer KEY, HTTP Basic, or keys.api_key in each event"
+        )
+    info = keyring.verify(key)  # type: ignore[attr-defined]
+    if info is None or info.role not in (Role.WRITE, Role.ADMIN):
+        raise HTTPException(401, "keys.api_key is not a valid write key")
+    return info.project, True

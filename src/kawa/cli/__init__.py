@@ -1,0 +1,25 @@
+"""The `kawa` command line: a thin face that parses, calls one part, and prints."""
+
+from __future__ import annotations
+
+import typer
+
+from kawa.cli import project, serve, warehouse
+
+app = typer.Typer(
+    name="kawa",
+    help="kawa: events in, predictions out. A self-hosted ML platform for behavioural event data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+project.register(app)
+serve.register(app)
+warehouse.register(app)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""`kawa serve`: one supervisor over the API, the lake writer and the other workers."""

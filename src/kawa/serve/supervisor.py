@@ -1,0 +1,135 @@
+"""The supervisor: starts each part as a child process, prefixes its logs, restarts it if it dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from kawa.config import Config
+from kawa.serve.worker import heartbeat_path
+
+PARTS = ("api", "lake")
+
+
+@dataclass
+class Child:
+    part: str
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    """Runs `kawa serve`'s parts until SIGINT/SIGTERM; one state folder, one supervisor."""
+
+    def __init__(self, config: Config, config_file: Path | None, *, out: TextIO | None = None) -> None:
+        self.config = config
+        self.config_file = config_file
+        self.out = out or sys.stdout
+        self.children = {part: Child(part) for part in PARTS}
+        self.stopping = threading.Event()
+        self._print_lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host = self.config.server.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.config.server.port}"
+
+    def say(self, part: str, line: str) -> None:
+        with self._print_lock:
+            print(f"[{part:<5}] {line}", file=self.out, flush=True)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.config_file is not None:
+            env["KAWA_CONFIG"] = str(self.config_file)
+        env["KAWA__SERVER__HOST"] = self.config.server.host
+        env["KAWA__SERVER__PORT"] = str(self.config.server.port)
+        env["KAWA__STATE_DIR"] = str(self.config.state_path)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _start(self, child: Child) -> None:
+        child.process = subprocess.Popen(
+            [sys.executable, "-m", "kawa.serve.worker", child.part],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+            cwd=self.config.root,
+        )
+        child.started = time.monotonic()
+        threading.Thread(target=self._pump, args=(child, child.process), daemon=True).start()
+
+    def _pump(self, child: Child, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            self.say(child.part, raw.decode("utf-8", "replace").rstrip())
+
+    def healthy(self) -> dict[str, bool]:
+        status = {}
+        try:
+            status["api"] = httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            status["api"] = False
+        beat = heartbeat_path(self.config.state_path, "lake")
+        try:
+            status["lake"] = time.time() - float(beat.read_text().split()[0]) < 5.0
+        except (OSError, ValueError, IndexError):
+            status["lake"] = False
+        return status
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        self.say("kawa", f"state in {self.config.state_path}")
+        for child in self.children.values():
+            self._start(child)
+        ready = False
+        deadline = time.monotonic() + 60
+        while not self.stopping.wait(0.2):
+            for child in self.children.values():
+                assert child.process is not None
+                code = child.process.poll()
+                if code is not None:
+                    child.restarts += 1
+                    delay = min(2 ** min(child.restarts, 5) * 0.25, 5.0)
+                    self.say(child.part, f"exited with code {code}; restarting in {delay:.1f}s")
+                    if self.stopping.wait(delay):
+                        break
+                    self._start(child)
+            if not ready:
+                status = self.healthy()
+                if all(status.values()):
+                    ready = True
+                    self.say("kawa", f"ready at {self.url}")
+                elif time.monotonic() > deadline:
+                    waiting = ", ".join(p for p, ok in status.items() if not ok)
+                    self.say("kawa", f"still waiting for: {waiting}")
+                    deadline = time.monotonic() + 30
+        return self.stop()
+
+    def stop(self) -> int:
+        self.say("kawa", "stopping")
+        for child in self.children.values():
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in self.children.values():
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        self.say("kawa", "stopped")
+        return 0

@@ -1,0 +1,80 @@
+"""One part of `kawa serve`, run as its own process: `python -m kawa.serve.worker api|lake`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kawa.config import load_config
+from kawa.runtime import Runtime
+
+
+def heartbeat_path(state_path: Path, part: str) -> Path:
+    return state_path / "run" / f"{part}.alive"
+
+
+def run_api() -> None:
+    import uvicorn
+
+    from kawa.api import create_app
+
+    runtime = Runtime(load_config(), log_writer=True)
+    server = runtime.config.server
+    uvicorn.run(
+        create_app(runtime),
+        host=server.host,
+        port=server.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=5,
+    )
+
+
+def run_lake() -> None:
+    from kawa.lake.writer import LakeWriter
+    from kawa.stores.eventlog import open_event_log
+
+    config = load_config()
+    runtime = Runtime(config)
+    log = open_event_log(config.stores.event_log, runtime.state_path, writer=False)
+    writer = LakeWriter(log, runtime.lake_root, config.lake)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    beat = heartbeat_path(runtime.state_path, "lake")
+    beat.parent.mkdir(parents=True, exist_ok=True)
+
+    def pulse() -> None:
+        while not stop.wait(0.5):
+            beat.write_text(f"{time.time()} {writer.offset}\n")
+
+    beat.write_text(f"{time.time()} {writer.offset}\n")
+    threading.Thread(target=pulse, daemon=True).start()
+    logging.getLogger("kawa").info("lake writer started at log offset %d", writer.offset)
+    try:
+        writer.run(stop)
+    finally:
+        writer.close()
+        log.close()
+        beat.unlink(missing_ok=True)
+
+
+PARTS = {"api": run_api, "lake": run_lake}
+
+
+def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if len(argv) != 1 or argv[0] not in PARTS:
+        raise SystemExit(f"usage: python -m kawa.serve.worker {'|'.join(PARTS)}")
+    PARTS[argv[0]]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
