@@ -1,0 +1,245 @@
+"""The metadata store: migrations on open, safe SQLite settings, and concurrent openers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from kawa.stores._backends import BackendError
+from kawa.stores.metadata import MetadataError, MetadataStore, open_metadata
+from kawa.stores.metadata.migrate import MIGRATIONS, alembic_config, head_revision
+from kawa.stores.metadata.tables import api_keys, metadata, projects
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with open_metadata("sqlite", tmp_path / "state") as store:
+        yield store
+
+
+def _spawn(code: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_migrations_create_the_tables_in_a_fresh_folder(tmp_path: Path) -> None:
+    state = tmp_path / "new" / "state"
+    with open_metadata("sqlite", state) as store:
+        assert (state / "metadata.sqlite3").is_file()
+        assert store.revision() == head_revision() == "0001"
+        tables = set(inspect(store.engine).get_table_names())
+    assert {"projects", "api_keys", "alembic_version"} <= tables
+
+
+def test_the_migrated_schema_matches_the_tables_module(store: MetadataStore) -> None:
+    with store.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []
+
+
+def test_reopening_keeps_data_and_migrates_nothing(tmp_path: Path) -> None:
+    with open_metadata("sqlite", tmp_path) as store, store.begin() as conn:
+        conn.execute(insert(projects).values(name="shop", created_at=NOW))
+    for _ in range(2):
+        with open_metadata("sqlite", tmp_path) as store, store.connect() as conn:
+            assert conn.scalars(select(projects.c.name)).all() == ["shop"]
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+
+
+def test_every_migration_downgrades_and_upgrades_again(store: MetadataStore) -> None:
+    config = alembic_config()
+    with store.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "base")
+        assert set(inspect(conn).get_table_names()) == {"alembic_version"}
+        command.upgrade(config, "head")
+    assert store.revision() == head_revision()
+    assert {"projects", "api_keys"} <= set(inspect(store.engine).get_table_names())
+
+
+def test_migration_files_are_package_data() -> None:
+    assert (MIGRATIONS / "env.py").is_file() and (MIGRATIONS / "script.py.mako").is_file()
+    assert (MIGRATIONS / "versions" / "0001_projects_and_keys.py").is_file()
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    code = f"""
+        import sys
+        from pathlib import Path
+        from sqlalchemy import insert, select, func
+        from datetime import datetime, UTC
+        from kawa.stores.metadata import open_metadata
+        from kawa.stores.metadata.tables import projects
+        print("ready", flush=True)
+        sys.stdin.readline()
+        with open_metadata("sqlite", Path({str(state)!r})) as store:
+            with store.begin() as conn:
+                n = conn.scalar(select(func.count()).select_from(projects))
+                conn.execute(insert(projects).values(name=f"p{{n}}", created_at=datetime.now(UTC)))
+            print(store.revision(), flush=True)
+    """
+    procs = [_spawn(code) for _ in range(3)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:  # all start migrating within a few milliseconds of each other
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = [proc.communicate(timeout=60) for proc in procs]
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip() == "0001"
+    with open_metadata("sqlite", state) as store, store.connect() as conn:
+        # Each writer counted the others' rows: writes were serialised, none lost.
+        assert sorted(conn.scalars(select(projects.c.name))) == ["p0", "p1", "p2"]
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+def test_sqlite_pragmas_are_set_on_every_connection(store: MetadataStore) -> None:
+    with store.connect() as first, store.connect() as second:
+        for conn in (first, second):
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+def test_foreign_keys_are_enforced(store: MetadataStore) -> None:
+    row = {"key_id": "k1", "project": "nope", "role": "read", "secret_hash": "0" * 64, "created_at": NOW}
+    with pytest.raises(IntegrityError), store.begin() as conn:
+        conn.execute(insert(api_keys).values(**row))
+
+
+def test_a_failed_write_transaction_leaves_nothing(store: MetadataStore) -> None:
+    with pytest.raises(IntegrityError), store.begin() as conn:
+        conn.execute(insert(projects).values(name="a", created_at=NOW))
+        conn.execute(insert(projects).values(name="a", created_at=NOW))
+    with store.connect() as conn:
+        assert conn.scalars(select(projects.c.name)).all() == []
+
+
+def test_a_writer_waits_for_another_instead_of_failing(store: MetadataStore, tmp_path: Path) -> None:
+    holding = threading.Event()
+
+    def slow_writer() -> None:
+        with store.begin() as conn:
+            conn.execute(insert(projects).values(name="slow", created_at=NOW))
+            holding.set()
+            time.sleep(0.5)
+
+    # A second store is a separate pool, as another process would be.
+    with open_metadata("sqlite", tmp_path / "state") as other:
+        thread = threading.Thread(target=slow_writer)
+        thread.start()
+        assert holding.wait(10)
+        started = time.monotonic()
+        with other.begin() as conn:
+            count = conn.execute(text("SELECT count(*) FROM projects")).scalar()
+            conn.execute(insert(projects).values(name="fast", created_at=NOW))
+        waited = time.monotonic() - started
+        thread.join()
+    assert waited > 0.2
+    assert count == 1, "the second writer read only after the first committed"
+
+
+def test_readers_do_not_wait_for_a_writer(store: MetadataStore) -> None:
+    with store.begin() as writer:
+        writer.execute(insert(projects).values(name="pending", created_at=NOW))
+        started = time.monotonic()
+        with store.connect() as reader:
+            assert reader.scalars(select(projects.c.name)).all() == []
+        assert time.monotonic() - started < 1.0
+
+
+def test_datetimes_come_back_aware_in_utc(store: MetadataStore) -> None:
+    tokyo = datetime(2026, 5, 6, 9, 0, tzinfo=timezone(timedelta(hours=9)))
+    with store.begin() as conn:
+        conn.execute(insert(projects).values(name="t", created_at=tokyo))
+    with store.connect() as conn:
+        stored = conn.scalar(select(projects.c.created_at))
+    assert stored == tokyo and stored.tzinfo == UTC and stored.hour == 0
+    with pytest.raises(StatementError, match="naive datetime"), store.begin() as conn:
+        conn.execute(insert(projects).values(name="n", created_at=datetime(2026, 1, 1)))
+
+
+def test_a_database_from_a_newer_kawa_is_refused(tmp_path: Path) -> None:
+    with open_metadata("sqlite", tmp_path) as store, store.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(MetadataError, match=r"9999.*upgrade kawa"):
+        open_metadata("sqlite", tmp_path)
+
+
+def test_a_sqlite_url_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere" / "meta.db"
+    with open_metadata(f"sqlite:///{path}", tmp_path / "unused") as store:
+        assert store.revision() == head_revision()
+    assert path.is_file()
+    assert not (tmp_path / "unused").exists()
+
+
+@pytest.mark.parametrize("spec", ["mysql://u@h/db", "lmdb", "", "sqlite3"])
+def test_unknown_specs_are_refused(spec: str, tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match="unknown metadata store"):
+        open_metadata(spec, tmp_path)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_sqlite_is_refused(url: str, tmp_path: Path) -> None:
+    with pytest.raises(MetadataError, match="in-memory"):
+        open_metadata(url, tmp_path)
+
+
+def test_postgresql_urls_use_psycopg_3() -> None:
+    try:
+        store = MetadataStore("postgresql://kawa@localhost/kawa", migrate=False)
+    except BackendError as exc:
+        assert "kawa[postgres]" in str(exc)
+    else:
+        assert store.engine.dialect.driver == "psycopg"
+        store.close()
+
+
+def test_the_watcher_sees_commits_from_other_connections_and_processes(
+    store: MetadataStore, tmp_path: Path
+) -> None:
+    watcher = store.watcher()
+    try:
+        assert watcher.exact
+        assert watcher.changed() is True  # first call
+        assert watcher.changed() is False
+        with store.begin() as conn:
+            conn.execute(insert(projects).values(name="a", created_at=NOW))
+        assert watcher.changed() is True
+        assert watcher.changed() is False
+        code = f"""
+            import sqlite3
+            db = sqlite3.connect({str(tmp_path / "state" / "metadata.sqlite3")!r})
+            db.execute("INSERT INTO projects VALUES ('b', '2026-01-01 00:00:00.000000')")
+            db.commit()
+        """
+        proc = _spawn(code)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert watcher.changed() is True
+    finally:
+        watcher.close()
