@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kawa import __version__
-from kawa.api import ingest, warehouse
+from kawa.api import ingest, segment, warehouse
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
 from kawa.runtime import Runtime
@@ -36,6 +36,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.include_router(ingest.router)
+    app.include_router(segment.router)
     app.include_router(warehouse.router)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")

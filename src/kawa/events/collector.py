@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -106,6 +107,28 @@ class Collector:
         if total > self.config.max_events_per_request:
             raise PayloadTooLarge(
                 f"{total} events in one request; the limit is {self.config.max_events_per_request}"
+            )
+        return self.append(batch, project=project, received_at=received_at)
+
+    def ingest_envelopes(
+        self, envelopes: list[dict[str, Any]], rejects: list[tuple[int, str, Any]], *, project: str
+    ) -> IngestResult:
+        """Validate events already shaped as envelopes (from Segment calls), keeping earlier rejects too."""
+        received_at = now_us()
+        batch = Batch()
+        if envelopes:
+            batch = decode_batch(
+                _json.encode_lines(envelopes),
+                ndjson=True,
+                project=project,
+                received_at=received_at,
+                max_depth=self.config.max_depth,
+                max_event_bytes=self.config.max_event_bytes,
+            )
+        for index, reason, raw in rejects:
+            text = _json.encode(raw).decode("utf-8", "replace") if raw is not None else ""
+            batch.rejected.append(
+                RejectedEvent(project, received_at, f"message {index}: {reason}", index, None, text[:65_536])
             )
         return self.append(batch, project=project, received_at=received_at)
 
