@@ -15,7 +15,7 @@ from kawa.warehouse.engine import BUILTIN, Warehouse
 READERS = {
     "csv": "read_csv(?, auto_detect = true, header = true)",
     "tsv": "read_csv(?, auto_detect = true, header = true, delim = '\\t')",
-    "parquet": "read_parquet(?)",
+    "parquet": "read_parquet(?, hive_partitioning = false)",
     "jsonl": "read_json(?, format = 'newline_delimited')",
     "json": "read_json(?, format = 'auto')",
 }
@@ -105,8 +105,9 @@ def load_file(
             f"COPY (SELECT {select} FROM {reader}) TO ? (FORMAT parquet, COMPRESSION zstd)",
             [str(path), str(tmp)],
         ).fetchall()
-        rows = db.execute("SELECT count(*) FROM read_parquet(?)", [str(tmp)]).fetchall()[0][0]
-        columns = [d[0] for d in db.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(tmp)]).fetchall()]
+        written = db.sql("SELECT * FROM read_parquet(?, hive_partitioning = false)", params=[str(tmp)])
+        columns = written.columns
+        rows = written.count("*").fetchall()[0][0]
     except duckdb.Error as exc:
         tmp.unlink(missing_ok=True)
         raise LoadError(f"cannot read {path.name}: {exc}") from None
