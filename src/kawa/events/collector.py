@@ -15,6 +15,7 @@ import msgspec
 import numpy as np
 
 from kawa.config import IngestConfig
+from kawa.events import metrics
 from kawa.events.schema import KIND_EVENTS, KIND_REJECTED, LogBatch, RejectedEvent
 from kawa.events.validate import Batch, BodyError, decode_batch
 from kawa.stores.eventlog import EventLog
@@ -76,6 +77,7 @@ class Collector:
         """Hold a place among the requests in flight; refuse with Overloaded when there are too many."""
         with self._lock:
             if self._pending >= self.config.max_pending_requests:
+                metrics.INGEST_OVERLOADED.inc()
                 raise Overloaded("too many requests are waiting for the event log; retry after a second")
             self._pending += 1
         try:
@@ -152,6 +154,11 @@ class Collector:
             records.append(rejected_record(batch.rejected, project=project, received_at=received_at))
         if records:
             self.log.append(records)
+        if batch.lines:
+            metrics.EVENTS_ACCEPTED.labels(project).inc(len(batch.lines))
+        if batch.rejected:
+            metrics.EVENTS_REJECTED.labels(project).inc(len(batch.rejected))
+        metrics.INGEST_SECONDS.observe(max(now_us() - received_at, 0) / 1e6)
         errors: list[dict[str, object]] = [
             {"index": r.index, "event_id": r.event_id, "reason": r.reason} for r in batch.rejected[:100]
         ]
