@@ -32,6 +32,8 @@ class Envelope(msgspec.Struct):
     quantity: int | None = None
     revenue: float | None = None
     page_type: str | None = None
+    coupon: str | None = None
+    order_id: str | None = None
 
 
 _decode = msgspec.json.Decoder(list[Envelope]).decode

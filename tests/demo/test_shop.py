@@ -158,8 +158,8 @@ def test_config_is_checked() -> None:
         ShopConfig(users=5)
     with pytest.raises(ValueError, match="at least 7"):
         ShopConfig(days=3)
-    with pytest.raises(ValueError, match="at least 60"):
-        ShopConfig(items=10)
+    with pytest.raises(ValueError, match="at least 80"):
+        ShopConfig(items=60)
 
 
 def test_docstring_examples_run() -> None:

@@ -276,3 +276,32 @@ def test_mass_produced_items_are_cheap_near_duplicates_from_suspicious_sellers(s
         others = [i for i in normal if i.cluster == cluster]
         assert mean_similarity(twins) > 0.45 > 0.2 > mean_similarity(others)
         assert max(i.price for i in twins) < 0.6 * float(np.median([i.price for i in others]))
+
+
+def test_personas_form_distinct_rfm_segments(shop: Shop, wire: list[Envelope]) -> None:
+    persona = {u.user_id: u.persona for u in shop.users}
+    value: dict[str, float] = defaultdict(float)
+    buyer: dict[str, str] = {}
+    coupon: dict[str, bool] = {}
+    visits: dict[str, int] = defaultdict(int)
+    for e in wire:
+        if e.event_name == "purchase" and e.order_id and e.keys.user_id and e.revenue:
+            value[e.order_id] += e.revenue
+            buyer[e.order_id] = persona[e.keys.user_id]
+            coupon[e.order_id] = e.coupon is not None
+        elif e.event_name == "session_start" and e.keys.user_id:
+            visits[persona[e.keys.user_id]] += 1
+    names = ["regular", "whale", "bargain_hunter", "window_shopper", "occasional"]
+    size = {p: sum(u.persona == p for u in shop.users) for p in names}
+    orders = {p: sum(b == p for b in buyer.values()) for p in names}
+    basket = {p: np.mean([v for o, v in value.items() if buyer[o] == p]) for p in names}
+    coupons = {p: np.mean([coupon[o] for o in buyer if buyer[o] == p]) for p in names}
+    per_user = {p: orders[p] / size[p] for p in names}
+    conversion = {p: orders[p] / visits[p] for p in names}
+    assert max(per_user, key=per_user.__getitem__) == "regular", per_user
+    assert max(basket, key=basket.__getitem__) == "whale" and basket["whale"] > 1.3 * basket["regular"], (
+        basket
+    )
+    assert max(coupons, key=coupons.__getitem__) == "bargain_hunter" and coupons["bargain_hunter"] > 0.3
+    assert min(conversion, key=conversion.__getitem__) == "window_shopper", conversion
+    assert visits["window_shopper"] / size["window_shopper"] > 3 * visits["occasional"] / size["occasional"]

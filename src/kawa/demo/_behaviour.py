@@ -114,13 +114,14 @@ class Visit:
     # -- choices -----------------------------------------------------------------------------------
 
     def pick_item(self) -> int:
-        """An item of the visit's cluster, by popularity and trend; thrifty shoppers lean to the cheaper."""
+        """An item of the visit's cluster by popularity and trend, leaning to the cheaper or the dearer."""
         members = self.cat.cluster_items[self.cluster]
         cum = self.cat.item_cum[self.day][self.cluster]
         first = members[self.draws.pick(cum)]
-        if self.draws.chance(self.who.persona.price_sensitivity):
+        lean = self.who.persona.price_lean
+        if self.draws.chance(abs(lean)):
             second = members[self.draws.pick(cum)]
-            if self.cat.prices[second] < self.cat.prices[first]:
+            if (self.cat.prices[second] < self.cat.prices[first]) == (lean > 0):
                 return second
         return first
 

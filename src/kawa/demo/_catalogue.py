@@ -131,11 +131,11 @@ def build_catalogue(n_items: int, days: int, weekday0: int, rng: np.random.Gener
 
     n_mass = max(3, round(n_items * 0.04))
     n_normal = n_items - n_mass
-    # Popular clusters get more items, every cluster at least two.
+    # Every cluster gets two items; popular clusters get more of the rest.
     share = 0.5 / n_clusters + 0.5 * cluster_popularity
-    counts = np.maximum(2, np.floor(share * n_normal)).astype(int)
-    counts[np.argsort(-share)[: max(0, n_normal - counts.sum())]] += 1
-    item_cluster = np.repeat(np.arange(n_clusters), counts)[:n_normal]
+    counts = 2 + np.floor(share * (n_normal - 2 * n_clusters)).astype(int)
+    counts[np.argsort(-share)[: n_normal - counts.sum()]] += 1
+    item_cluster = np.repeat(np.arange(n_clusters), counts)
 
     n_sellers = max(6, n_items // 10)
     seller_ids = [f"sel_{k:03d}" for k in rng.permutation(n_sellers + 3) + 1]

@@ -19,18 +19,19 @@ class PersonaSpec(NamedTuple):
     rate: float  # visits per day at average loyalty
     buy_logit: float  # log-odds that a visit means to buy, at average loyalty
     basket: float  # extra items per order
-    price_sensitivity: float  # chance of taking the cheaper of two candidates
+    # Chance of taking the cheaper of two candidate items; negative: the dearer, with that chance.
+    price_lean: float
     coupon: float  # chance an order uses a coupon
     length: float  # how long browsing goes on
     search: float  # chance of using search instead of menus
 
 
 PERSONAS: tuple[PersonaSpec, ...] = (
-    PersonaSpec("regular", 0.50, -1.2, 0.35, 0.4, 0.08, 1.0, 0.3),
-    PersonaSpec("whale", 0.22, -0.7, 1.10, 0.05, 0.02, 1.1, 0.2),
-    PersonaSpec("bargain_hunter", 0.45, -1.6, 0.50, 0.9, 0.55, 1.3, 0.6),
-    PersonaSpec("window_shopper", 0.55, -3.2, 0.20, 0.5, 0.05, 1.6, 0.3),
-    PersonaSpec("occasional", 0.12, -1.4, 0.25, 0.5, 0.10, 0.8, 0.3),
+    PersonaSpec("regular", 0.50, -1.2, 0.35, 0.3, 0.08, 1.0, 0.3),
+    PersonaSpec("whale", 0.22, -0.7, 1.10, -0.8, 0.02, 1.1, 0.2),
+    PersonaSpec("bargain_hunter", 0.45, -1.6, 0.50, 0.95, 0.55, 1.3, 0.6),
+    PersonaSpec("window_shopper", 0.55, -3.2, 0.20, 0.4, 0.05, 1.6, 0.3),
+    PersonaSpec("occasional", 0.12, -1.4, 0.25, 0.4, 0.10, 0.8, 0.3),
 )
 # P(persona | loyalty level): loyal shoppers are mostly regulars; low loyalty mostly occasional.
 PERSONA_GIVEN_LEVEL = np.array(

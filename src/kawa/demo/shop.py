@@ -56,8 +56,8 @@ class ShopConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError(f"users={self.users} is too few for a shop; use at least 20")
         if self.days < 7:
             raise ValueError(f"days={self.days} is too short to show a week; use at least 7")
-        if self.items < 60:
-            raise ValueError(f"items={self.items} leaves taste clusters empty; use at least 60")
+        if self.items < 80:
+            raise ValueError(f"items={self.items} leaves taste clusters nearly empty; use at least 80")
         if self.visitors < 0:
             raise ValueError(f"visitors={self.visitors} must be 0 or more")
         if not 0.0 <= self.bot_share <= 0.2:
@@ -228,8 +228,8 @@ def generate(config: ShopConfig | None = None) -> Shop:
 
 
 def _generate(config: ShopConfig) -> Shop:
-    seeds = np.random.SeedSequence(config.seed).spawn(7)
-    rng = [np.random.default_rng(s) for s in seeds]
+    # One independent stream per part, so changing one part's size leaves the others' draws alone.
+    rng = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(8)]
     weekday0 = config.start.weekday()
     cat = build_catalogue(config.items, config.days, weekday0, rng[0])
     pop = build_population(config.users, config.days, config.bot_share, cat, rng[1])
@@ -244,7 +244,7 @@ def _generate(config: ShopConfig) -> Shop:
         plan.start_s.tolist(),
         plan.cluster.tolist(),
     )
-    simulate_visitors(site, Draws(rng[4]), _anonymous_visitors(config, cat, rng[4]), config.days)
+    simulate_visitors(site, Draws(rng[4]), _anonymous_visitors(config, cat, rng[7]), config.days)
     simulate_bots(site, Draws(rng[5]), pop, config.days)
     site.finish()
 
