@@ -6,7 +6,7 @@ import gzip
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -87,7 +87,7 @@ def server() -> Iterator[tuple[str, Script]]:
         thread.join()
 
 
-def _events(n: int, bad: set[int] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+def _events(n: int, bad: Collection[int] = ()) -> list[dict[str, Any]]:
     return [
         {
             "event_id": f"e-{i}",
