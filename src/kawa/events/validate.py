@@ -11,11 +11,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, cast
 
 import msgspec
 import numpy as np
 
-from kawa.events.schema import IncomingEvent, Keys, RejectedEvent
+from kawa.events._times import UNPARSED, event_times
+from kawa.events.schema import Id, IncomingEvent, Keys, RejectedEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -23,9 +25,43 @@ _MAX_FUTURE_US = 7 * 24 * 3600 * 1_000_000
 _MIN_TS_US = 946_684_800_000_000  # 2000-01-01
 _MAX_PAYLOAD_KEPT = 65_536
 
+
+class _FastKeys(msgspec.Struct, gc=False):
+    """`Keys` for the fast path: the same fields and types, not tracked by the garbage collector."""
+
+    user_id: Id | None = None
+    visitor_id: Id | None = None
+    session_id: Id | None = None
+    api_key: str | None = None
+
+
+class _FastEvent(msgspec.Struct, gc=False):
+    """`IncomingEvent` made stricter for the fast path: an event this refuses takes the slow path.
+
+    It accepts a subset of what `IncomingEvent` accepts (a name that is not empty, `keys` present), so a
+    batch it decodes needs no per-event checks of those; `gc=False` because a batch makes thousands of
+    these and the collector must not scan them.
+    """
+
+    event_name: Annotated[str, msgspec.Meta(min_length=1)]
+    keys: _FastKeys
+    event_id: Id | None = None
+    sync_date: str | None = None
+    timestamp: str | None = None
+    page: str | None = None
+    item_id: Id | None = None
+    category: str | None = None
+    price: float | None = None
+    quantity: int | None = None
+    revenue: float | None = None
+
+
+_Event = IncomingEvent | _FastEvent
+
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _raw_one = msgspec.json.Decoder(msgspec.Raw)
-_typed_list = msgspec.json.Decoder(list[IncomingEvent])
+_fast_list = msgspec.json.Decoder(list[_FastEvent])
+_fast_one = msgspec.json.Decoder(_FastEvent)
 _typed_one = msgspec.json.Decoder(IncomingEvent)
 _any = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -149,6 +185,33 @@ def parse_time(text: str) -> int:
     return (dt - _EPOCH) // _US
 
 
+def _stamp(ev: _Event | None) -> str | None:
+    if ev is None:
+        return None
+    return ev.sync_date if ev.sync_date is not None else ev.timestamp
+
+
+def _accept_all(events: list[_FastEvent], lines: list[bytes], received_at: int) -> Batch | None:
+    """The batch when every event is good and carries no write key (the usual case); else None."""
+    if any(
+        [
+            k.api_key is not None or (k.user_id is None and k.visitor_id is None)
+            for k in (e.keys for e in events)
+        ]
+    ):
+        return None
+    stamps = [e.sync_date if e.sync_date is not None else e.timestamp for e in events]
+    times = event_times(stamps, received_at)
+    for i in np.flatnonzero(times == UNPARSED).tolist():
+        try:
+            times[i] = parse_time(stamps[i])  # type: ignore[arg-type]  # None is never left unparsed
+        except ValueError:
+            return None
+    if not ((times >= _MIN_TS_US) & (times <= received_at + _MAX_FUTURE_US)).all():
+        return None
+    return Batch(lines=lines, times=times.tolist())
+
+
 def decode_batch(
     body: bytes,
     *,
@@ -166,19 +229,23 @@ def decode_batch(
     """
     raws, split_reasons = split_body(body, ndjson, max_depth)
     lines = [bytes(r) if r is not None else b"" for r in raws]
-    events: list[IncomingEvent | None] = []
+    events: list[_Event | None] = []
     reasons = split_reasons or [""] * len(raws)
     fast = not split_reasons and max(map(len, lines), default=0) <= max_event_bytes
     if fast:
         try:
             if ndjson:
-                events = list(_typed_one.decode_lines(body))
+                events = cast("list[_Event | None]", _fast_one.decode_lines(body))
             elif len(raws) == 1 and body.lstrip()[:1] == b"{":
-                events = [_typed_one.decode(body)]
+                events = [_fast_one.decode(body)]
             else:
-                events = list(_typed_list.decode(body))
+                events = cast("list[_Event | None]", _fast_list.decode(body))
         except msgspec.ValidationError:
             fast = False
+    if fast and key_project is None:
+        accepted = _accept_all(events, lines, received_at)  # type: ignore[arg-type]
+        if accepted is not None:
+            return accepted
     if not fast:
         events = []
         for i, line in enumerate(lines):
@@ -196,19 +263,20 @@ def decode_batch(
 
     batch = Batch()
     latest = received_at + _MAX_FUTURE_US
+    parsed = event_times([_stamp(ev) for ev in events], received_at)
     for i, ev in enumerate(events):
         reason = reasons[i]
         if ev is not None and not reason:
             reason = _check(ev, key_project, project)
             if not reason:
-                stamp = ev.sync_date if ev.sync_date is not None else ev.timestamp
-                if stamp is None:
-                    ts = received_at
-                else:
-                    try:
-                        ts = parse_time(stamp)
-                    except ValueError:
-                        ts = -1
+                stamp = _stamp(ev)
+                ts = int(parsed[i])  # received_at when there is no stamp
+                if stamp is not None:
+                    if ts == UNPARSED:
+                        try:
+                            ts = parse_time(stamp)
+                        except ValueError:
+                            ts = -1
                     if not _MIN_TS_US <= ts <= latest:
                         reason = (
                             f"sync_date {stamp!r} is not a time kawa can use; send RFC 3339 "
@@ -233,7 +301,7 @@ def decode_batch(
     return batch
 
 
-def _check(ev: IncomingEvent, key_project: Callable[[str], str | None] | None, project: str) -> str:
+def _check(ev: _Event, key_project: Callable[[str], str | None] | None, project: str) -> str:
     if not ev.event_name:
         return "event_name is empty; name the event, e.g. 'view' or 'purchase'"
     keys = ev.keys
@@ -257,7 +325,7 @@ def _explain(exc: msgspec.ValidationError) -> str:
     return text.replace("`$.", "`").replace("$.", "")
 
 
-def _event_id_of(ev: IncomingEvent | None, line: bytes) -> str | None:
+def _event_id_of(ev: _Event | None, line: bytes) -> str | None:
     if ev is not None:
         return None if ev.event_id is None else str(ev.event_id)
     try:
@@ -277,4 +345,13 @@ def _strip_api_key(line: bytes) -> bytes:
     return _encoder.encode(obj)
 
 
-__all__ = ["Batch", "BodyError", "Keys", "decode_batch", "parse_time", "pseudo_depth", "split_body"]
+__all__ = [
+    "Batch",
+    "BodyError",
+    "Keys",
+    "decode_batch",
+    "event_times",
+    "parse_time",
+    "pseudo_depth",
+    "split_body",
+]
