@@ -79,13 +79,12 @@ def test_events_behave_like_a_read_only_list() -> None:
         events[len(events)]
 
 
-def test_default_size_fits_a_one_minute_demo(timed_shop: tuple[Shop, float]) -> None:
-    shop, cpu_seconds = timed_shop
+def test_default_size_is_a_demo_sized_shop(timed_shop: tuple[Shop, float]) -> None:
+    # Generation speed is not asserted here (speed lives in benchmarks); only the size.
+    shop, _ = timed_shop
     summary = shop.summary()
     assert 300_000 <= summary["events"] <= 600_000, summary
     assert summary["users"] == 2000 and summary["items"] == 600
-    # About 4 s of CPU on a laptop core; a generous bound so a busy CI machine does not flake.
-    assert cpu_seconds < 25, f"generating the default shop took {cpu_seconds:.1f} s of CPU"
 
 
 def test_every_envelope_is_valid(shop: Shop, wire: list[Envelope]) -> None:

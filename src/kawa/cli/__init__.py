@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kawa.cli import project, serve, warehouse
+from kawa.cli import demo, project, serve, warehouse
 
 app = typer.Typer(
     name="kawa",
@@ -16,6 +16,7 @@ app = typer.Typer(
 project.register(app)
 serve.register(app)
 warehouse.register(app)
+demo.register(app)
 
 
 def main() -> None:

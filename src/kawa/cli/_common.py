@@ -9,7 +9,7 @@ from rich.console import Console
 
 from kawa.config import Config, ConfigError, find_config, load_config
 
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from kawa.lake.table import DataFile, check_name
+from kawa.lake.table import DataFile, LakeTable, check_name
 from kawa.warehouse.engine import BUILTIN, Warehouse
 
 READERS = {
@@ -80,12 +82,7 @@ def load_file(
         raise LoadError(f"{path}: no such file")
     reader = READERS[detect_format(path, fmt)]
     lake = warehouse.table(table)
-    current = lake.manifest()
-    if current.files and current.partition_by != (list(partition) if partition else []):
-        had = ", ".join(current.partition_by) or "no partitions"
-        raise LoadError(
-            f"table {table!r} has {had}; load it the same way, or load the whole table under a new name"
-        )
+    _check_partitioning(lake, table, partition)
     target = lake.new_file(partition or {}, f"load-{uuid.uuid4().hex[:12]}.parquet")
     tmp = target.with_name(target.name + ".tmp")
     db = duckdb.connect(config={"threads": 2})
@@ -113,12 +110,47 @@ def load_file(
         raise LoadError(f"cannot read {path.name}: {exc}") from None
     finally:
         db.close()
+    _publish(lake, tmp, target, int(rows), partition)
+    return LoadResult(table=table, rows=int(rows), columns=columns, partition=partition)
+
+
+def write_table(
+    warehouse: Warehouse, table: str, data: pa.Table, *, partition: dict[str, str] | None = None
+) -> LoadResult:
+    """Replace `table` (or one partition of it) with the Arrow table `data`, atomically."""
+    check_name("table", table)
+    if table in BUILTIN:
+        raise LoadError(f"{table!r} is kawa's own table; write another name")
+    lake = warehouse.table(table)
+    _check_partitioning(lake, table, partition)
+    if partition:
+        ((column, value),) = partition.items()
+        if column in data.column_names:
+            data = data.drop_columns([column])
+        data = data.append_column(column, pa.array([value] * data.num_rows, pa.string()))
+    target = lake.new_file(partition or {}, f"write-{uuid.uuid4().hex[:12]}.parquet")
+    tmp = target.with_name(target.name + ".tmp")
+    pq.write_table(data, tmp, compression="zstd")
+    _publish(lake, tmp, target, data.num_rows, partition)
+    return LoadResult(table=table, rows=data.num_rows, columns=data.column_names, partition=partition)
+
+
+def _check_partitioning(lake: LakeTable, table: str, partition: dict[str, str] | None) -> None:
+    current = lake.manifest()
+    if current.files and current.partition_by != (list(partition) if partition else []):
+        had = ", ".join(current.partition_by) or "no partitions"
+        raise LoadError(
+            f"table {table!r} has {had}; load it the same way, or load the whole table under a new name"
+        )
+
+
+def _publish(lake: LakeTable, tmp: Path, target: Path, rows: int, partition: dict[str, str] | None) -> None:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     tmp.replace(target)
     entry = DataFile(
         path=str(target.relative_to(lake.path)),
-        rows=int(rows),
+        rows=rows,
         bytes=target.stat().st_size,
         partition=partition or {},
     )
@@ -126,4 +158,3 @@ def load_file(
         lake.commit([entry], replace_partitions=[partition], partition_by=list(partition))
     else:
         lake.commit([entry], replace_all=True, partition_by=[])
-    return LoadResult(table=table, rows=int(rows), columns=columns, partition=partition)

@@ -1,0 +1,112 @@
+"""`kawa demo`: the demo shop sent through the real HTTP collector, and what landed in the warehouse."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import pyarrow as pa
+
+from kawa.client import EventsClient
+from kawa.config import load_config
+from kawa.demo.shop import Shop, ShopConfig, generate, iter_ndjson_batches
+from kawa.warehouse import Warehouse
+from kawa.warehouse.load import write_table
+
+PROJECT = "shop"
+
+
+@dataclass
+class IngestReport:
+    """What `kawa demo` sent and what the warehouse holds afterwards."""
+
+    generated: int
+    accepted: int
+    rejected: int
+    seconds: float
+    by_event: list[tuple[str, int]] = field(default_factory=list)
+    users: int = 0
+    visitors: int = 0
+    days: int = 0
+    first_day: str = ""
+    last_day: str = ""
+    truth_tables: list[str] = field(default_factory=list)
+
+
+def truth_tables(shop: Shop) -> dict[str, pa.Table]:
+    """The generator's ground truth as warehouse tables, kept apart from the events for evaluation."""
+
+    def rows(items: list[msgspec.Struct]) -> pa.Table:
+        return pa.Table.from_pylist(msgspec.to_builtins(items))
+
+    return {
+        "demo_users": rows(shop.users),  # type: ignore[arg-type]
+        "demo_items": rows(shop.items),  # type: ignore[arg-type]
+        "demo_sellers": rows(shop.sellers),  # type: ignore[arg-type]
+        "demo_sessions": rows(shop.sessions),  # type: ignore[arg-type]
+    }
+
+
+def send_shop(
+    shop: Shop, url: str, write_key: str, *, progress: Callable[[int], None] | None = None
+) -> tuple[int, int, float]:
+    """Send every event over HTTP in NDJSON batches of 500; returns (accepted, rejected, seconds)."""
+    started = time.perf_counter()
+    accepted = rejected = 0
+    with EventsClient(url, write_key) as client:
+        for body in iter_ndjson_batches(shop, 500):
+            answer = client.send_ndjson(body)
+            accepted += int(answer["accepted"])
+            rejected += int(answer["rejected"])
+            if progress is not None:
+                progress(body.count(b"\n") + (not body.endswith(b"\n")))
+    return accepted, rejected, time.perf_counter() - started
+
+
+def wait_until_landed(warehouse: Warehouse, expected: int, timeout: float = 120.0) -> int:
+    """Wait for the lake writer to publish `expected` distinct demo events; returns how many there are."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = int(
+            warehouse.query("SELECT count(DISTINCT event_id) AS n FROM events").column("n")[0].as_py()
+        )
+        if count >= expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.2)
+
+
+def ingest_demo(
+    folder: Path,
+    config: ShopConfig,
+    url: str,
+    *,
+    on_generated: Callable[[Shop], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Generate the shop, send it to the server at `url`, publish the ground truth, and report."""
+    settings = load_config(folder / "kawa.yaml")
+    keys = settings.projects[PROJECT]
+    shop = generate(config)
+    if on_generated is not None:
+        on_generated(shop)
+    accepted, rejected, seconds = send_shop(shop, url, keys.write_key, progress=progress)
+    warehouse = Warehouse(settings.state_path / "lake", PROJECT)
+    wait_until_landed(warehouse, len(shop.events))
+    report = IngestReport(generated=len(shop.events), accepted=accepted, rejected=rejected, seconds=seconds)
+    for name, table in truth_tables(shop).items():
+        write_table(warehouse, name, table)
+        report.truth_tables.append(name)
+    counts = warehouse.query(
+        "SELECT event_name, count(*) AS n FROM events GROUP BY 1 ORDER BY n DESC"
+    ).to_pylist()
+    report.by_event = [(r["event_name"], r["n"]) for r in counts]
+    who = warehouse.query(
+        "SELECT count(DISTINCT keys.user_id) AS users, count(DISTINCT keys.visitor_id) AS visitors, "
+        "count(DISTINCT _date) AS days, min(_date)::VARCHAR AS first, max(_date)::VARCHAR AS last FROM events"
+    ).to_pylist()[0]
+    report.users, report.visitors, report.days = who["users"], who["visitors"], who["days"]
+    report.first_day, report.last_day = who["first"], who["last"]
+    return report
