@@ -14,9 +14,13 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
 )
 
@@ -76,4 +80,86 @@ api_keys = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
     CheckConstraint("role IN ('write', 'read', 'admin')", name="role"),
+)
+
+# -- pipelines: runs and their steps ---------------------------------------------------------------
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("project", String(64), ForeignKey("projects.name", ondelete="CASCADE"), nullable=False),
+    Column("pipeline", String(128), nullable=False),
+    Column("experiment", String(128), nullable=False),
+    # manual | scheduled | backfill | test
+    Column("kind", String(16), nullable=False),
+    # queued | running | succeeded | failed | cancelled | timeout | skipped
+    Column("status", String(16), nullable=False),
+    Column("logical_date", UtcDateTime(), nullable=True),
+    Column("params", Text(), nullable=False),  # JSON object
+    Column("metrics", Text(), nullable=False),  # JSON object
+    Column("artifacts", Text(), nullable=False),  # JSON list of artifact paths
+    Column("message", Text(), nullable=True),  # JSON: the status message sent when the run ended
+    Column("error", Text(), nullable=True),  # the failing step's error with its traceback
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=True),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    Index("ix_runs_project_pipeline_created_at", "project", "pipeline", "created_at"),
+)
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("step", String(128), primary_key=True),
+    Column("position", Integer(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("resources", Text(), nullable=False),  # JSON: cpus, memory, gpu hints
+    Column("outputs", Text(), nullable=False),  # JSON: what the step wrote (tables, models, artifacts)
+    Column("error", Text(), nullable=True),
+    Column("started_at", UtcDateTime(), nullable=True),
+    Column("finished_at", UtcDateTime(), nullable=True),
+)
+
+# -- models: the registry ----------------------------------------------------------------------------
+
+models = Table(
+    "models",
+    metadata,
+    Column("project", String(64), ForeignKey("projects.name", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("description", Text(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("project", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer(), primary_key=True),
+    Column("run_id", String(40), nullable=True),
+    Column("flavor", String(64), nullable=False),  # e.g. sklearn, lightgbm
+    Column("artifact", Text(), nullable=False),  # path in the artifact store
+    Column("signature", Text(), nullable=False),  # JSON: the human-readable inputs and output
+    Column("metrics", Text(), nullable=False),  # JSON object
+    Column("params", Text(), nullable=False),  # JSON object
+    Column("training", Text(), nullable=False),  # JSON: the training data's query and time range
+    Column("created_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(["project", "name"], ["models.project", "models.name"], ondelete="CASCADE"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("project", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("alias", String(64), primary_key=True),  # production, staging, ...
+    Column("version", Integer(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(
+        ["project", "name", "version"],
+        ["model_versions.project", "model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
 )
