@@ -34,7 +34,7 @@ def test_append_then_read_back_in_order(log: EventLog) -> None:
 
 
 def test_read_from_an_offset_skips_earlier_records(log: EventLog) -> None:
-    first, second = log.append([b"one", b"two"])
+    _, second = log.append([b"one", b"two"])
     assert [r.payload for r in log.read(second).records] == [b"two"]
     assert log.read(log.end_offset()).records == []
 
