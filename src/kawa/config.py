@@ -44,6 +44,12 @@ class StoresConfig(msgspec.Struct, forbid_unknown_fields=True):
     artifacts: str = "local"
 
 
+class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True):
+    # Every pipeline run's status message is POSTed here as JSON when the run ends (success or failure).
+    webhook: str | None = None
+    timeout_s: float = 5.0
+
+
 class ProjectKeys(msgspec.Struct, forbid_unknown_fields=True):
     write_key: str
     read_key: str
@@ -57,6 +63,10 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     lake: LakeConfig = msgspec.field(default_factory=LakeConfig)
     stores: StoresConfig = msgspec.field(default_factory=StoresConfig)
+    notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
+    # The project's own Python files (relative to kawa.yaml) that define feature views, pipelines and
+    # models; files that do not exist are skipped.
+    code: list[str] = msgspec.field(default_factory=lambda: ["features.py", "pipelines.py"])
     projects: dict[str, ProjectKeys] = msgspec.field(default_factory=dict)
     # The folder that holds kawa.yaml; relative paths resolve against it. Not read from the file.
     root: str = "."

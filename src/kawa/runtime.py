@@ -7,8 +7,10 @@ from pathlib import Path
 
 from kawa.auth import KeyRing
 from kawa.config import Config, load_config
+from kawa.stores.artifacts import ArtifactStore, open_artifacts
 from kawa.stores.eventlog import EventLog, open_event_log
 from kawa.stores.metadata import MetadataStore, open_metadata
+from kawa.stores.online import OnlineStore, open_online_store
 from kawa.warehouse import Warehouse
 
 
@@ -40,6 +42,14 @@ class Runtime:
     def event_log(self) -> EventLog:
         return open_event_log(self.config.stores.event_log, self.state_path, writer=self.log_writer)
 
+    @cached_property
+    def online(self) -> OnlineStore:
+        return open_online_store(self.config.stores.online, self.state_path)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        return open_artifacts(self.config.stores.artifacts, self.state_path)
+
     def warehouse(self, project: str | None = None) -> Warehouse:
         return Warehouse(self.lake_root, project or self.config.project)
 
@@ -49,7 +59,7 @@ class Runtime:
             self.keyring.add_project(project, keys)
 
     def close(self) -> None:
-        for name in ("event_log", "keyring", "metadata"):
+        for name in ("event_log", "online", "artifacts", "keyring", "metadata"):
             part = self.__dict__.pop(name, None)
             if part is not None:
                 part.close()
