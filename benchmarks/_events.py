@@ -2,7 +2,10 @@
 
 Bodies are templates: every event_id holds the placeholder `TAG`, which the load generator swaps for a
 fresh fixed-width counter with one `bytes.replace` per request, so ids stay unique across a long run
-while generating a request costs one C call instead of 500 Python `encode`s.
+while generating a request costs one C call instead of 500 Python `encode`s. Likewise every event time
+holds `CLOCK`, swapped for the current `HH:MM:SS`: events carry times of the moment they are sent, and
+the copies of one template sent at different moments are different rows (the lake sorts by time, and
+identical neighbours would compress far better than real traffic does).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import UTC, datetime
 import msgspec
 
 TAG = b"@@@@@@@@@@"  # 10 bytes; replaced by a 10-character request counter
+CLOCK = b"##:##:##"  # replaced by the time of day (UTC) when the request is sent
 MARKER_PREFIX = "zz-marker-"  # sorts after every load event id, so Parquet min/max stats skip old rows
 
 _CATEGORIES = ("shoes", "bags", "shirts", "dresses", "hats", "toys", "books", "garden", "kitchen", "beauty")
@@ -27,11 +31,17 @@ _REFERRERS = ("https://www.google.com/", "https://www.instagram.com/", "", "http
 _encoder = msgspec.json.Encoder()
 
 
-def _stamp(us: int, rfc3339: bool) -> str:
+def _stamp(us: int, rfc3339: bool, clock: str | None = None) -> str:
     dt = datetime.fromtimestamp(us / 1e6, tz=UTC)
+    hms = clock or dt.strftime("%H:%M:%S")
     if rfc3339:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-    return dt.strftime("%Y-%m-%d %H:%M:%S.") + f"{dt.microsecond // 1000:03d} UTC"
+        return dt.strftime("%Y-%m-%dT") + hms + f".{dt.microsecond // 1000:03d}Z"
+    return dt.strftime("%Y-%m-%d ") + hms + f".{dt.microsecond // 1000:03d} UTC"
+
+
+def stamp_clock(seconds: float | None = None) -> bytes:
+    """What replaces `CLOCK` in a body sent now."""
+    return time.strftime("%H:%M:%S", time.gmtime(seconds)).encode()
 
 
 def shop_event(rng: random.Random, serial: int, now_us: int) -> dict[str, object]:
@@ -42,7 +52,7 @@ def shop_event(rng: random.Random, serial: int, now_us: int) -> dict[str, object
     name = rng.choices(("view", "cart_add", "purchase", "search"), (0.80, 0.12, 0.03, 0.05))[0]
     price = round(5 + (item * 7919 % 29_500) / 100, 2)
     segment_style = rng.random() < 0.2  # RFC 3339 `timestamp`, as Segment's libraries send it
-    stamp = _stamp(now_us - rng.randrange(600_000_000), rfc3339=segment_style)
+    stamp = _stamp(now_us + rng.randrange(1_000_000), rfc3339=segment_style, clock=CLOCK.decode())
     event: dict[str, object] = {
         "event_name": name,
         "event_id": f"ev-{TAG.decode()}-{serial:06d}",

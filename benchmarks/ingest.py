@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--single-concurrency", type=int, default=32, help="connections sending single events")
     p.add_argument("--baseline-duration", type=float, default=5.0, help="seconds against the sink (5)")
     p.add_argument("--runs", type=int, default=3, help="runs; the table shows each and the median (3)")
-    p.add_argument("--templates", type=int, default=48, help="distinct batch bodies made up front (48)")
+    p.add_argument("--templates", type=int, default=64, help="distinct batch bodies made up front (64)")
     p.add_argument("--quick", action="store_true", help="1 run of 10 s, 3 s single events, 2 s baseline")
     p.add_argument("--keep", action="store_true", help="keep each run's project folder and print it")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")

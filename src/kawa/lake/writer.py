@@ -34,6 +34,7 @@ CONSUMER = "lake"
 EVENTS = "events"
 REJECTED = "rejected_events"
 _DAY_US = 86_400_000_000
+_DUCKDB_MEMORY = "384MB"
 _decoder = msgspec.msgpack.Decoder(LogBatch)
 
 _FIELDS = (
@@ -42,6 +43,21 @@ _FIELDS = (
     '"page":"VARCHAR","item_id":"VARCHAR","category":"VARCHAR",'
     '"price":"DOUBLE","quantity":"BIGINT","revenue":"DOUBLE"}'
 )
+# The batch's events parsed, less those whose event_id the recent window has seen already.
+_PARSE_SQL = f"""
+    SELECT * FROM (
+      SELECT coalesce(j.event_id, prefix || idx::VARCHAR) AS event_id, j.event_name,
+             j.keys, j.page, j.item_id, j.category, j.price, j.quantity, j.revenue,
+             rowno, project
+      FROM (SELECT json_transform(line, '{_FIELDS}') AS j, * FROM batch)
+    ) b
+    WHERE NOT EXISTS (SELECT 1 FROM recent r WHERE r.project = b.project AND r.event_id = b.event_id)
+"""
+# Within the batch, the first event of each event_id, in batch order.
+_FIRST_OF_EACH_ID = """
+    QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY rowno) = 1
+    ORDER BY rowno
+"""
 _REJECTED_FIELDS = '{"reason":"VARCHAR","index":"BIGINT","event_id":"VARCHAR","payload":"VARCHAR"}'
 
 
@@ -54,6 +70,11 @@ class LakeWriter:
         self.config = config
         self.db = duckdb.connect()
         self.db.execute("SET threads = 1")
+        # Bounded memory: big sorts (compaction) spill to disk instead of growing the process.
+        self.db.execute(f"SET memory_limit = '{_DUCKDB_MEMORY}'")
+        self.db.execute("SET temp_directory = ?", [str(self.lake_root.parent / "tmp" / "lake-spill")])
+        self._maintainer: threading.Thread | None = None
+        self._due: set[tuple[str, str]] = set()
         self.db.execute("CREATE TABLE recent (project VARCHAR, event_id VARCHAR, seq BIGINT)")
         self._seq = 0
         self.offset = log.committed(CONSUMER)
@@ -106,8 +127,12 @@ class LakeWriter:
 
     # -- flushing --------------------------------------------------------------------------------
 
-    def flush(self) -> int:
-        """Publish everything the log holds past the checkpoint; returns the events written."""
+    def flush(self, *, background: bool = False) -> int:
+        """Publish everything the log holds past the checkpoint; returns the events written.
+
+        Compaction and garbage collection follow each publish; with `background` they run in a thread
+        of their own, so a long compaction does not hold back the next flush (events stay fresh).
+        """
         written = 0
         while True:
             result = self.log.read(self.offset, max_bytes=self.config.flush_max_bytes)
@@ -126,26 +151,22 @@ class LakeWriter:
                 self._write_rejected(rejected, first)
             self.log.commit(CONSUMER, result.next_offset)
             self.offset = result.next_offset
-            self._maintain(touched)
+            if background:
+                self._maintain_later(touched)
+            else:
+                self._maintain(touched, self.db)
 
     def _write_events(self, batches: list[LogBatch], first: int, touched: set[tuple[str, str]]) -> int:
         table = _events_arrow(batches)
         self.db.register("batch", table)
-        deduped = self.db.sql(
-            f"""
-            SELECT * FROM (
-              SELECT coalesce(j.event_id, prefix || idx::VARCHAR) AS event_id, j.event_name,
-                     j.keys, j.page, j.item_id, j.category, j.price, j.quantity, j.revenue,
-                     rowno, project
-              FROM (SELECT json_transform(line, '{_FIELDS}') AS j, * FROM batch)
-            ) b
-            WHERE NOT EXISTS (SELECT 1 FROM recent r WHERE r.project = b.project AND r.event_id = b.event_id)
-            QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY rowno) = 1
-            ORDER BY rowno
-            """
-        ).to_arrow_table()
+        # The usual flush repeats no event_id, so the costly window and sort run only when one does.
+        deduped = _in_order_if_unique(self.db.sql(_PARSE_SQL).to_arrow_table())
+        if deduped is None:
+            deduped = self.db.sql(_PARSE_SQL + _FIRST_OF_EACH_ID).to_arrow_table()
         self.db.unregister("batch")
-        base = table.take(deduped.column("rowno"))
+        rowno = deduped.column("rowno")
+        whole = len(rowno) == len(table) and (len(rowno) == 0 or rowno[-1].as_py() == len(table) - 1)
+        base = table if whole else table.take(rowno)  # rowno ascends, so all rows means 0..n-1
         out = pa.table(
             {
                 "event_id": deduped.column("event_id"),
@@ -165,8 +186,9 @@ class LakeWriter:
             schema=EVENTS_SCHEMA,
         )
         projects = base.column("project")
-        for project in pc.unique(projects).to_pylist():
-            mine = out.filter(pc.equal(projects, project))
+        names = pc.unique(projects).to_pylist()
+        for project in names:
+            mine = out if len(names) == 1 else out.filter(pc.equal(projects, project))
             self._publish(EVENTS, project, mine, first, touched)
             self._remember(project, mine.column("event_id").combine_chunks())
         return out.num_rows
@@ -208,7 +230,7 @@ class LakeWriter:
         days = pc.unique(table.column("_date")).to_pylist()
         added: list[DataFile] = []
         for day in days:
-            part = table.filter(pc.equal(table.column("_date"), day))
+            part = table if len(days) == 1 else table.filter(pc.equal(table.column("_date"), day))
             partition = {"_date": day.isoformat()}
             target = lake.new_file(partition, f"part-{first:020d}.parquet")
             _write_parquet(part, target)
@@ -223,16 +245,36 @@ class LakeWriter:
             touched.add((project, day.isoformat()))
         lake.commit(added, partition_by=["_date"])
 
-    def _maintain(self, touched: set[tuple[str, str]]) -> None:
+    def _maintain(self, touched: set[tuple[str, str]], db: duckdb.DuckDBPyConnection) -> None:
         for project, day in touched:
             compact_partition(
                 LakeTable(self.lake_root, EVENTS, project),
                 {"_date": day},
                 min_files=self.config.compact_min_files,
-                db=self.db,
+                db=db,
             )
         for table in self._tables(EVENTS) + self._tables(REJECTED):
             table.collect_garbage(self.config.gc_grace_s)
+
+    def _maintain_later(self, touched: set[tuple[str, str]]) -> None:
+        """Start maintenance of what flushes touched, unless a round is still running (it is then due)."""
+        self._due |= touched
+        if self._maintainer is not None and self._maintainer.is_alive():
+            return
+        due, self._due = self._due, set()
+        self._maintainer = threading.Thread(target=self._maintain_in_thread, args=(due,), daemon=True)
+        self._maintainer.start()
+
+    def _maintain_in_thread(self, due: set[tuple[str, str]]) -> None:
+        # Manifest commits take the table's file lock, so this and the flushes never lose a file.
+        db = self.db.cursor()  # a DuckDB connection may not be shared between threads; a cursor may
+        try:
+            self._maintain(due, db)
+        except Exception:
+            log.exception("lake compaction failed; it is retried after the next flush")
+            self._due |= due
+        finally:
+            db.close()
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -241,26 +283,37 @@ class LakeWriter:
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self.flush()
+                self.flush(background=True)
             except Exception:
                 log.exception("lake flush failed; retrying")
             stop.wait(max(self.config.flush_interval_s - (time.monotonic() - started), 0.01))
-        self.flush()
+        self.flush(background=True)
 
     def close(self) -> None:
+        if self._maintainer is not None:
+            self._maintainer.join()
         self.db.close()
 
 
 def _lines(body: bytes) -> pa.Table:
     """A one-column table of the newline-separated JSON lines of `body`, built without a Python loop."""
-    data = body + b"\n"
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
-    offsets = np.empty(len(ends) + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends + 1
-    lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
-    # Each value still ends with its newline; cut it off with a vectorised slice.
-    return pa.table({"line": pc.utf8_slice_codeunits(lines, 0, -1).cast(pa.string())})
+    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 0x0A)
+    count = len(ends) + 1
+    # Line i is body[ends[i-1] + 1 : ends[i]]; with the newlines removed the lines lie end to end.
+    lengths = np.diff(ends, prepend=-1, append=len(body)) - 1
+    offsets = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    text = body.replace(b"\n", b"")
+    if len(text) < 2**31:
+        return pa.table(
+            {
+                "line": pa.StringArray.from_buffers(
+                    count, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text)
+                )
+            }
+        )
+    lines = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text))
+    return pa.table({"line": lines.cast(pa.string())})
 
 
 def _events_arrow(batches: list[LogBatch]) -> pa.Table:
@@ -286,6 +339,19 @@ def _events_arrow(batches: list[LogBatch]) -> pa.Table:
             "rowno": pa.array(np.arange(len(lines), dtype=np.int64)),
         }
     )
+
+
+def _in_order_if_unique(parsed: pa.Table) -> pa.Table | None:
+    """`parsed` sorted by rowno when it holds one project and no repeated event_id; else None."""
+    if parsed.num_rows > 1:
+        if pc.count_distinct(parsed.column("project")).as_py() > 1:
+            return None
+        if pc.count_distinct(parsed.column("event_id")).as_py() != parsed.num_rows:
+            return None
+        rowno = parsed.column("rowno").to_numpy()
+        if not (np.diff(rowno) > 0).all():
+            parsed = parsed.take(np.argsort(rowno, kind="stable"))
+    return parsed
 
 
 def _days(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
