@@ -105,6 +105,7 @@ runs = Table(
     Column("started_at", UtcDateTime(), nullable=True),
     Column("finished_at", UtcDateTime(), nullable=True),
     Index("ix_runs_project_pipeline_created_at", "project", "pipeline", "created_at"),
+    Index("ix_runs_project_experiment_created_at", "project", "experiment", "created_at"),
 )
 
 run_steps = Table(
@@ -119,6 +120,11 @@ run_steps = Table(
     Column("error", Text(), nullable=True),
     Column("started_at", UtcDateTime(), nullable=True),
     Column("finished_at", UtcDateTime(), nullable=True),
+    # Added in 0003: the step's own metrics (JSON object), logged artifact paths (JSON list), and the
+    # artifact path of its captured log.
+    Column("metrics", Text(), nullable=False, server_default="{}"),
+    Column("artifacts", Text(), nullable=False, server_default="[]"),
+    Column("log", Text(), nullable=True),
 )
 
 # -- models: the registry ----------------------------------------------------------------------------
