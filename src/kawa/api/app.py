@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kawa import __version__
-from kawa.api import ingest, segment, warehouse
+from kawa.api import ingest, predictions, segment, warehouse
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
 from kawa.runtime import Runtime
+from kawa.serving.store import PredictionStore
 from kawa.warehouse import SQLError
 
 
@@ -25,6 +26,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.register_configured_keys()
         app.state.collector = Collector(runtime.event_log, runtime.config.ingest)
+        app.state.predictions = PredictionStore(runtime.online)
         yield
         runtime.close()
 
@@ -38,6 +40,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(segment.router)
     app.include_router(warehouse.router)
+    app.include_router(predictions.router)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
     async def healthz() -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""Serving: the prediction store, batch prediction, and online prediction."""
