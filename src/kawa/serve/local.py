@@ -73,6 +73,16 @@ class LocalServer:
         if process.stdout is not None:
             process.stdout.close()
 
+    def kill(self) -> None:
+        """SIGKILL the supervisor and every part at once, as a crash of the whole process tree would."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
     def __enter__(self) -> LocalServer:
         self.start()
         return self
