@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kawa.cli import demo, project, serve, warehouse
+from kawa.cli import demo, pipelines, project, serve, warehouse
 
 app = typer.Typer(
     name="kawa",
@@ -17,6 +17,7 @@ project.register(app)
 serve.register(app)
 warehouse.register(app)
 demo.register(app)
+pipelines.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,289 @@
+"""`kawa pipeline list|run` and `kawa runs list|show|logs`: the project's pipelines and their runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kawa.cli._common import console, err, fail, settings
+
+if TYPE_CHECKING:
+    from kawa.pipelines import Pipeline, RunEvent, RunRecord
+    from kawa.runtime import Runtime
+
+pipeline_app = typer.Typer(help="List and run the project's pipelines.", no_args_is_help=True)
+runs_app = typer.Typer(help="Recorded pipeline runs.", no_args_is_help=True)
+
+_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "timeout": "red",
+    "cancelled": "red",
+    "running": "yellow",
+    "queued": "dim",
+    "skipped": "dim",
+}
+
+ProjectOption = Annotated[str | None, typer.Option(help="Project (default: the one in kawa.yaml)")]
+
+
+def _runtime() -> Runtime:
+    from kawa.runtime import Runtime
+
+    return Runtime(settings())
+
+
+def _pipelines() -> dict[str, Pipeline]:
+    from kawa.pipelines import PipelineDefinitionError, project_pipelines
+    from kawa.project_code import ProjectCodeError
+
+    try:
+        return project_pipelines(settings())
+    except (ProjectCodeError, PipelineDefinitionError) as exc:
+        raise fail(str(exc)) from None
+
+
+@pipeline_app.command("list")
+def pipeline_list() -> None:
+    """List the pipelines defined in the project's code, with their steps and parameters."""
+    found = _pipelines()
+    if not found:
+        config = settings()
+        files = ", ".join(config.code)
+        raise fail(f"no pipelines in {files} under {config.root}; define a Pipeline(...) there")
+    table = Table("pipeline", "steps", "parameters (defaults)", "description")
+    for name in sorted(found):
+        p = found[name]
+        params = ", ".join(f"{k}={json.dumps(v)}" for k, v in p.params_json().items())
+        table.add_row(name, " -> ".join(s.name for s in p.steps), params, p.description)
+    _print_table(table)
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    name: Annotated[str, typer.Argument(help="The pipeline to run")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Override a parameter: name=value (repeatable)")
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="Experiment that keeps this run apart")] = "default",
+    logical_date: Annotated[
+        str | None, typer.Option(help="The date the run is for (ISO 8601; default: now)")
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Run a pipeline now, printing each step as it ends; exit code 1 if the run fails."""
+    from kawa.pipelines import ParamError, parse_assignments, run_pipeline
+
+    pipelines = _pipelines()
+    if name not in pipelines:
+        raise fail(f"no pipeline named {name!r}; pipelines: {', '.join(sorted(pipelines)) or 'none'}")
+    try:
+        when = datetime.fromisoformat(logical_date) if logical_date else None
+    except ValueError:
+        raise fail(f"--logical-date {logical_date!r} is not an ISO 8601 date or time") from None
+    runtime = _runtime()
+    try:
+        overrides = parse_assignments(param or [])
+        record = run_pipeline(
+            runtime,
+            pipelines[name],
+            overrides,
+            experiment=experiment,
+            project=project,
+            logical_date=when,
+            on_event=_print_event,
+        )
+    except (ParamError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        runtime.close()
+    if not record.succeeded:
+        raise typer.Exit(1)
+
+
+def _print_event(event: RunEvent) -> None:
+    if event.kind == "run_started":
+        console.print(f"run {event.run_id} of pipeline {event.pipeline}", highlight=False)
+    elif event.kind == "step_started":
+        console.print(f"  {event.step}: running", highlight=False)
+    elif event.kind == "step_finished":
+        status = _status(event.status or "")
+        console.print(f"  {event.step}: {status} in {_seconds(event.duration_s)}", highlight=False)
+    elif event.kind == "run_finished":
+        if event.status != "succeeded" and event.error:
+            err.print(event.error.rstrip(), highlight=False, markup=False)
+        status = _status(event.status or "")
+        console.print(f"run {event.run_id} {status} in {_seconds(event.duration_s)}", highlight=False)
+
+
+@runs_app.command("list")
+def runs_list(
+    pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Only runs of this experiment")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many (newest first)")] = 20,
+    project: ProjectOption = None,
+) -> None:
+    """List recorded runs, newest first."""
+    from kawa.pipelines import RunStore
+
+    runtime = _runtime()
+    try:
+        records = RunStore(runtime.metadata).list(
+            project or runtime.config.project,
+            pipeline=pipeline,
+            experiment=experiment,
+            status=status,
+            limit=limit,
+        )
+    finally:
+        runtime.close()
+    table = Table("run id", "pipeline", "experiment", "kind", "status", "started", "duration", "model")
+    for r in records:
+        sent = (r.message or {}).get("sent", {})
+        model = f"{sent['model_id']} v{sent['version']}" if sent.get("model_id") else ""
+        table.add_row(
+            r.run_id,
+            r.pipeline,
+            r.experiment,
+            r.kind,
+            _status(r.status),
+            _time(r.started_at),
+            _seconds(r.duration_s),
+            model,
+        )
+    _print_table(table)
+    console.print(f"{len(records)} run{'s' if len(records) != 1 else ''}", style="dim")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="A run id, or the start of one")],
+    project: ProjectOption = None,
+) -> None:
+    """Show one run: parameters, steps with status and durations, metrics, artifacts and error."""
+    record = _record(run_id, project)
+    fields = [
+        ("run", record.run_id),
+        ("pipeline", record.pipeline),
+        ("project", record.project),
+        ("experiment", record.experiment),
+        ("kind", record.kind),
+        ("status", _status(record.status)),
+        ("logical date", _time(record.logical_date)),
+        ("started", _time(record.started_at)),
+        ("finished", _time(record.finished_at)),
+        ("duration", _seconds(record.duration_s)),
+    ]
+    for key, value in fields:
+        console.print(f"[bold]{key}:[/bold] {value}", highlight=False)
+    console.print("[bold]params:[/bold]", highlight=False)
+    for key, value in record.params.items():
+        console.print(f"  {key} = {json.dumps(value)}", highlight=False, markup=False)
+    steps = Table("#", "step", "status", "duration", "resources", "metrics", "outputs", title="steps")
+    for s in record.steps:
+        steps.add_row(
+            str(s.position + 1),
+            s.step,
+            _status(s.status),
+            _seconds(s.duration_s),
+            _compact(s.resources),
+            _compact(s.metrics),
+            _compact(s.outputs),
+        )
+    _print_table(steps)
+    if record.metrics:
+        console.print("[bold]metrics:[/bold]", highlight=False)
+        for key, value in record.metrics.items():
+            console.print(f"  {key} = {value}", highlight=False, markup=False)
+    if record.artifacts:
+        console.print("[bold]artifacts:[/bold]", highlight=False)
+        for path in record.artifacts:
+            console.print(f"  {path}", highlight=False, markup=False)
+    if record.message:
+        receipts = ", ".join(_receipt(r) for r in record.message.get("delivery", []))
+        console.print(f"[bold]status message:[/bold] {receipts}", highlight=False)
+    if record.error:
+        console.print("[bold red]error:[/bold red]", highlight=False)
+        console.print(record.error.rstrip(), highlight=False, markup=False)
+
+
+@runs_app.command("logs")
+def runs_logs(
+    run_id: Annotated[str, typer.Argument(help="A run id, or the start of one")],
+    step: Annotated[str | None, typer.Option(help="Only this step's log")] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Print what the steps of a run printed and logged."""
+    record = _record(run_id, project)
+    steps = [s for s in record.steps if step is None or s.step == step]
+    if step is not None and not steps:
+        raise fail(f"run {record.run_id} has no step {step!r}; steps: {[s.step for s in record.steps]}")
+    runtime = _runtime()
+    try:
+        for s in steps:
+            console.print(f"[bold]== {s.step} ({s.status})[/bold]", highlight=False)
+            if s.log and runtime.artifacts.exists(s.log):
+                text = runtime.artifacts.get_bytes(s.log).decode(errors="replace")
+                console.print(text.rstrip(), highlight=False, markup=False)
+    finally:
+        runtime.close()
+
+
+def _record(run_id: str, project: str | None) -> RunRecord:
+    from kawa.pipelines import RunStore
+
+    runtime = _runtime()
+    try:
+        store = RunStore(runtime.metadata)
+        try:
+            full = store.resolve(run_id, project or runtime.config.project)
+        except LookupError as exc:
+            raise fail(str(exc)) from None
+        record = store.get(full)
+    finally:
+        runtime.close()
+    assert record is not None
+    return record
+
+
+def _print_table(table: Table) -> None:
+    # Piped output has no terminal width; the default 80 columns would cut run ids and times.
+    out = console if console.is_terminal else Console(width=max(console.width, 160))
+    out.print(table)
+
+
+def _status(status: str) -> str:
+    style = _STYLE.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f}s" if value < 60 else f"{int(value // 60)}m{value % 60:04.1f}s"
+
+
+def _compact(value: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in value.items())
+
+
+def _receipt(receipt: dict[str, Any]) -> str:
+    where = receipt.get("sink", "?") + (f" {receipt['host']}" if receipt.get("host") else "")
+    if receipt.get("ok"):
+        return f"{where}: sent"
+    return f"{where}: failed after {receipt.get('attempts', 0)} attempt(s) ({receipt.get('error')})"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pipeline_app, name="pipeline")
+    app.add_typer(runs_app, name="runs")
