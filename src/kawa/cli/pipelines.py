@@ -51,6 +51,8 @@ def _pipelines() -> dict[str, Pipeline]:
 @pipeline_app.command("list")
 def pipeline_list() -> None:
     """List the pipelines defined in the project's code, with their steps and parameters."""
+    from kawa.pipelines.params import show
+
     found = _pipelines()
     if not found:
         config = settings()
@@ -59,7 +61,7 @@ def pipeline_list() -> None:
     table = Table("pipeline", "steps", "parameters (defaults)", "description")
     for name in sorted(found):
         p = found[name]
-        params = ", ".join(f"{k}={json.dumps(v)}" for k, v in p.params_json().items())
+        params = ", ".join(f"{k}={show(v)}" for k, v in p.params.items())
         table.add_row(name, " -> ".join(s.name for s in p.steps), params, p.description)
     _print_table(table)
 

@@ -58,8 +58,7 @@ def deliver(
 
 def _post(url: str, body: str, *, timeout_s: float, attempts: int, backoff_s: float) -> dict[str, Any]:
     # Webhook URLs often carry a secret in their path (Slack, Teams): record only where it went.
-    parts = urlsplit(url)
-    receipt: dict[str, Any] = {"sink": "webhook", "host": parts.netloc, "ok": False, "attempts": 0}
+    receipt: dict[str, Any] = {"sink": "webhook", "host": _host(url), "ok": False, "attempts": 0}
     headers = {"content-type": "application/json", "user-agent": "kawa-pipelines"}
     try:
         with httpx.Client(timeout=timeout_s) as client:
@@ -67,6 +66,9 @@ def _post(url: str, body: str, *, timeout_s: float, attempts: int, backoff_s: fl
                 receipt["attempts"] = attempt
                 try:
                     response = client.post(url, content=body, headers=headers)
+                except httpx.UnsupportedProtocol as exc:
+                    receipt["error"] = f"{type(exc).__name__}: {exc}"
+                    break  # the URL itself is wrong; trying again cannot help
                 except httpx.HTTPError as exc:
                     receipt["error"] = f"{type(exc).__name__}: {exc}"
                 else:
@@ -84,11 +86,18 @@ def _post(url: str, body: str, *, timeout_s: float, attempts: int, backoff_s: fl
         receipt["error"] = f"{type(exc).__name__}: {exc}"
     log.warning(
         "status webhook at %s failed after %d attempt(s): %s",
-        parts.netloc,
+        receipt["host"],
         receipt["attempts"],
         receipt.get("error"),
     )
     return receipt
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return "(malformed URL)"
 
 
 def _registered_model(run: RunRecord) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def parse_value(name: str, text: str, default: Any) -> Any:
             return value
     except ValueError as exc:
         raise ParamError(
-            f"parameter {name!r} takes a {_type_name(default)} (default {to_json(default)!r}); "
+            f"parameter {name!r} takes a {_type_name(default)} (default {show(default)}); "
             f"cannot read {text!r}: {exc}"
         ) from None
     return text
@@ -60,7 +60,7 @@ def resolve(
     values = dict(defaults)
     unknown = sorted(set(overrides or {}) - set(defaults))
     if unknown:
-        known = ", ".join(f"{k}={to_json(v)}" for k, v in defaults.items()) or "none"
+        known = ", ".join(f"{k}={show(v)}" for k, v in defaults.items()) or "none"
         raise ParamError(
             f"pipeline {pipeline!r} has no parameter {', '.join(map(repr, unknown))}; known parameters "
             f"(with defaults): {known}"
@@ -73,7 +73,7 @@ def resolve(
             values[name] = _aware(value) if isinstance(value, datetime) else value
         else:
             raise ParamError(
-                f"parameter {name!r} takes a {_type_name(default)} (default {to_json(default)!r}), "
+                f"parameter {name!r} takes a {_type_name(default)} (default {show(default)}), "
                 f"got {type(value).__name__} {value!r}"
             )
     return values
@@ -101,6 +101,12 @@ def to_json(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+def show(value: Any) -> str:
+    """A parameter value as a user would type it after `-p name=`."""
+    data = to_json(value)
+    return data if isinstance(data, str) else json.dumps(data)
 
 
 def _fits(value: Any, default: Any) -> bool:
