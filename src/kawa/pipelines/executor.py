@@ -38,7 +38,12 @@ class StepOutcome:
 
 
 class Executor(Protocol):
-    """Runs one step and reports how it ended; it must not raise for an error inside the step."""
+    """Runs one step and reports how it ended; it must not raise for an error inside the step.
+
+    What the step recorded through its context (`ctx.metrics`, `ctx.outputs`, `ctx.artifact_paths`)
+    must be in `call.ctx` when `run_step` returns; an executor that runs the step elsewhere copies
+    them back. KeyboardInterrupt may propagate: the runner then cancels the run.
+    """
 
     def run_step(self, call: StepCall) -> StepOutcome: ...
 
