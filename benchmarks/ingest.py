@@ -81,6 +81,7 @@ async def _baseline(args: argparse.Namespace, bodies: list[bytes], folder: Path)
     sink, port = start_sink()
     try:
         reqs = Requests(bodies, {"Content-Type": "application/x-ndjson"})
+        cpu_before = cpu_seconds(sink.pid)
         res = await drive(
             HOST,
             port,
@@ -89,10 +90,12 @@ async def _baseline(args: argparse.Namespace, bodies: list[bytes], folder: Path)
             seconds=args.baseline_duration,
             events_per_request=args.batch,
         )
+        sink_cpu = cpu_seconds(sink.pid) - cpu_before
     finally:
         sink.terminate()
         sink.wait()
-    return {"fsync_per_s": round(fsyncs), "sink": _phase(res)}
+    per_event = round(sink_cpu / max(res.accepted, 1) * 1e6, 2)
+    return {"fsync_per_s": round(fsyncs), "sink": _phase(res) | {"server_cpu_us_per_event": per_event}}
 
 
 async def one_run(args: argparse.Namespace, run: int, bodies: list[bytes], singles: list[bytes]) -> dict:
@@ -212,6 +215,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 ROWS = [
     ("baseline: fdatasync of one request's bytes /s", ("baseline", "fsync_per_s")),
     ("baseline: sink events/s (HTTP only)", ("baseline", "sink", "events_per_s")),
+    ("baseline: sink server CPU us/event", ("baseline", "sink", "server_cpu_us_per_event")),
     ("batch: events/s", ("batch", "events_per_s")),
     ("batch: requests/s", ("batch", "requests_per_s")),
     ("batch: ack latency p50 ms", ("batch", "p50_ms")),

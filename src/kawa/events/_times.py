@@ -7,15 +7,23 @@ every other stamp to `parse_time`, so what is accepted, and every message, stays
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Sequence
+from datetime import date
 
 import numpy as np
 
 UNPARSED = np.iinfo(np.int64).min  # below any time datetime can hold
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+_VECTOR_MIN = 24  # fewer stamps than this are left to parse_time
+# Days since 1970-01-01 at the start of each month, and days in it, for the years read here; other
+# years (kawa accepts none before 2000 and none more than a week ahead) are left to parse_time.
+_FIRST_YEAR, _LAST_YEAR = 2000, 2099
+_MONTHS = [(y, m) for y in range(_FIRST_YEAR, _LAST_YEAR + 1) for m in range(1, 13)]
+_MONTH_START = np.array([(date(y, m, 1) - date(1970, 1, 1)).days for y, m in _MONTHS])
+_MONTH_DAYS = np.array([calendar.monthrange(y, m)[1] for y, m in _MONTHS])
 # year, month, day, hour, minute, second, microsecond, offset hours, offset minutes
-_LOW = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0])
-_HIGH = np.array([9999, 12, 31, 23, 59, 59, 999_999, 23, 59])
+_LOW = np.array([_FIRST_YEAR, 1, 1, 0, 0, 0, 0, 0, 0])
+_HIGH = np.array([_LAST_YEAR, 12, 31, 23, 59, 59, 999_999, 23, 59])
 
 
 class _Layout:
@@ -65,9 +73,12 @@ def event_times(stamps: list[str | None], received_at: int) -> np.ndarray:
     """
     n = len(stamps)
     out = np.full(n, UNPARSED, dtype=np.int64)
+    out[np.fromiter((s is None for s in stamps), dtype=bool, count=n)] = received_at
+    if n < _VECTOR_MIN:
+        return out  # a few dozen array operations cost more than parse_time on a handful of stamps
     texts = ["" if s is None else s for s in stamps]
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
-    out[np.fromiter((s is None for s in stamps), dtype=bool, count=n)] = received_at
+    found_rows, found_fields, found_signs = [], [], []
     for width in np.unique(lengths).tolist():
         if width not in _LAYOUTS:
             continue
@@ -80,31 +91,26 @@ def event_times(stamps: list[str | None], received_at: int) -> np.ndarray:
         digits = (chars - np.uint8(48)).astype(np.float64)
         separator = (chars[:, 10] == 84) | (chars[:, 10] == 32)
         for shape in _LAYOUTS[width]:  # the shapes of one width exclude each other
-            if not separator.any():
-                break
             ok = separator & ((chars >= shape.low) & (chars <= shape.high)).all(axis=1)
             sign = np.zeros(len(rows), dtype=np.int64)
             if shape.sign >= 0:
-                sign = np.where(chars[:, shape.sign] == 43, 1, np.where(chars[:, shape.sign] == 45, -1, 0))
-                ok &= sign != 0
-            f = (digits @ shape.weights).astype(np.int64)
-            ok &= ((f >= _LOW) & (f <= _HIGH)).all(axis=1)
-            year, month = f[:, 0], f[:, 1]
-            leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-            ok &= f[:, 2] <= _MONTH_DAYS[month * (month <= 12)] + ((month == 2) & leap)
-            # Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-            y = year - (month <= 2)
-            era = y // 400
-            yoe = y - era * 400
-            doy = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + f[:, 2] - 1
-            days = era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
-            secs = (
-                days * 86_400
-                + f[:, 3] * 3600
-                + f[:, 4] * 60
-                + f[:, 5]
-                - sign * (f[:, 7] * 3600 + f[:, 8] * 60)
-            )
-            out[rows[ok]] = (secs * 1_000_000 + f[:, 6])[ok]
+                sign = 44 - chars[:, shape.sign].astype(np.int64)  # '+' 43 -> 1, '-' 45 -> -1
+                ok &= sign != 0  # ',' (44) lies between them
+            found_rows.append(rows[ok])
+            found_fields.append(digits[ok] @ shape.weights)
+            found_signs.append(sign[ok])
             separator &= ~ok
+            if not separator.any():
+                break
+    if not found_rows:
+        return out
+    rows = np.concatenate(found_rows)
+    f = np.concatenate(found_fields).astype(np.int64)
+    ok = ((f >= _LOW) & (f <= _HIGH)).all(axis=1)
+    month = np.where(ok, (f[:, 0] - _FIRST_YEAR) * 12 + f[:, 1] - 1, 0)  # index into the month tables
+    ok &= f[:, 2] <= _MONTH_DAYS[month]
+    days = _MONTH_START[month] + f[:, 2] - 1
+    offset = np.concatenate(found_signs) * (f[:, 7] * 3600 + f[:, 8] * 60)
+    seconds = days * 86_400 + f[:, 3] * 3600 + f[:, 4] * 60 + f[:, 5] - offset
+    out[rows[ok]] = (seconds * 1_000_000 + f[:, 6])[ok]
     return out

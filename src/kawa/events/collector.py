@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -71,6 +72,7 @@ class Collector:
         self.config = config
         self._pending = 0
         self._lock = threading.Lock()
+        self._writer = _GroupWriter(log)
 
     @contextmanager
     def admit(self) -> Iterator[None]:
@@ -86,15 +88,15 @@ class Collector:
             with self._lock:
                 self._pending -= 1
 
-    def ingest(
+    def validate(
         self,
         body: bytes,
         *,
         project: str,
         ndjson: bool,
         key_project: Callable[[str], str | None] | None = None,
-    ) -> IngestResult:
-        """Validate `body` and append it to the log; returns only once the events are durable."""
+    ) -> tuple[Batch, int]:
+        """Decode and check `body` (no I/O): the batch to append, and when it was received."""
         received_at = now_us()
         batch = decode_batch(
             body,
@@ -110,6 +112,18 @@ class Collector:
             raise PayloadTooLarge(
                 f"{total} events in one request; the limit is {self.config.max_events_per_request}"
             )
+        return batch, received_at
+
+    def ingest(
+        self,
+        body: bytes,
+        *,
+        project: str,
+        ndjson: bool,
+        key_project: Callable[[str], str | None] | None = None,
+    ) -> IngestResult:
+        """Validate `body` and append it to the log; returns only once the events are durable."""
+        batch, received_at = self.validate(body, project=project, ndjson=ndjson, key_project=key_project)
         return self.append(batch, project=project, received_at=received_at)
 
     def ingest_envelopes(
@@ -136,33 +150,99 @@ class Collector:
 
     def append(self, batch: Batch, *, project: str, received_at: int) -> IngestResult:
         """Write a validated batch (accepted and rejected events) to the log durably."""
-        records = []
-        if batch.lines:
-            records.append(
-                _log_encoder.encode(
-                    LogBatch(
-                        kind=KIND_EVENTS,
-                        project=project,
-                        received_at=received_at,
-                        id_prefix=f"{received_at:x}{os.urandom(3).hex()}-",
-                        times=np.asarray(batch.times, dtype="<i8").tobytes(),
-                        body=b"\n".join(batch.lines),
-                    )
-                )
-            )
-        if batch.rejected:
-            records.append(rejected_record(batch.rejected, project=project, received_at=received_at))
+        records = _records(batch, project=project, received_at=received_at)
         if records:
             self.log.append(records)
-        if batch.lines:
-            metrics.EVENTS_ACCEPTED.labels(project).inc(len(batch.lines))
-        if batch.rejected:
-            metrics.EVENTS_REJECTED.labels(project).inc(len(batch.rejected))
-        metrics.INGEST_SECONDS.observe(max(now_us() - received_at, 0) / 1e6)
-        errors: list[dict[str, object]] = [
-            {"index": r.index, "event_id": r.event_id, "reason": r.reason} for r in batch.rejected[:100]
-        ]
-        return IngestResult(accepted=len(batch.lines), rejected=len(batch.rejected), errors=errors)
+        return _result(batch, project=project, received_at=received_at)
+
+    async def append_async(self, batch: Batch, *, project: str, received_at: int) -> IngestResult:
+        """`append` for the event loop: returns once durable, without a thread of its own per request."""
+        records = _records(batch, project=project, received_at=received_at)
+        if records:
+            await self._writer.append(records)
+        return _result(batch, project=project, received_at=received_at)
+
+
+class _GroupWriter:
+    """One thread that appends what every waiting request queued in a single log append (one fsync).
+
+    A request hands its records over and awaits a future; the thread takes everything queued, appends
+    it, and settles the futures. So the event loop does no thread hand-off per request, and however
+    many requests arrive together, they share one write and one fsync.
+    """
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self._cond = threading.Condition()
+        self._queue: list[tuple[list[bytes], asyncio.Future[None]]] = []
+        self._thread: threading.Thread | None = None
+
+    async def append(self, records: list[bytes]) -> None:
+        future = asyncio.get_running_loop().create_future()
+        with self._cond:
+            self._queue.append((records, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="kawa-log-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        await future
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                group, self._queue = self._queue, []
+            error: BaseException | None = None
+            try:
+                self.log.append([record for records, _ in group for record in records])
+            except BaseException as exc:  # every waiting request fails with it, as its own append would
+                error = exc
+            for _, future in group:
+                future.get_loop().call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # the request was cancelled (client gone); its events are durable all the same
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def _records(batch: Batch, *, project: str, received_at: int) -> list[bytes]:
+    """The event log records of a validated batch: its accepted events, then its refused ones."""
+    records = []
+    if batch.lines:
+        records.append(
+            _log_encoder.encode(
+                LogBatch(
+                    kind=KIND_EVENTS,
+                    project=project,
+                    received_at=received_at,
+                    id_prefix=f"{received_at:x}{os.urandom(3).hex()}-",
+                    times=np.asarray(batch.times, dtype="<i8").tobytes(),
+                    body=b"\n".join(batch.lines),
+                )
+            )
+        )
+    if batch.rejected:
+        records.append(rejected_record(batch.rejected, project=project, received_at=received_at))
+    return records
+
+
+def _result(batch: Batch, *, project: str, received_at: int) -> IngestResult:
+    """What the client is told about a batch now durable, counted in the metrics."""
+    if batch.lines:
+        metrics.EVENTS_ACCEPTED.labels(project).inc(len(batch.lines))
+    if batch.rejected:
+        metrics.EVENTS_REJECTED.labels(project).inc(len(batch.rejected))
+    metrics.INGEST_SECONDS.observe(max(now_us() - received_at, 0) / 1e6)
+    errors: list[dict[str, object]] = [
+        {"index": r.index, "event_id": r.event_id, "reason": r.reason} for r in batch.rejected[:100]
+    ]
+    return IngestResult(accepted=len(batch.lines), rejected=len(batch.rejected), errors=errors)
 
 
 def rejected_record(rejected: list[RejectedEvent], *, project: str, received_at: int) -> bytes:
