@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kawa.cli import demo, pipelines, project, serve, warehouse
+from kawa.cli import demo, models, pipelines, project, serve, warehouse
 
 app = typer.Typer(
     name="kawa",
@@ -18,6 +18,7 @@ serve.register(app)
 warehouse.register(app)
 demo.register(app)
 pipelines.register(app)
+models.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,30 @@
+"""Models: all-in-one bundles (preprocessing + estimator + input signature), metrics and the registry.
+
+>>> import pyarrow as pa
+>>> from sklearn.linear_model import LogisticRegression
+>>> ages, media = [20, 30, 40, 50] * 5, ["Twitter", "TV"] * 10
+>>> table = pa.table({"age": ages, "media": media, "bought": [0, 0, 1, 1] * 5})
+>>> bundle = Bundle.fit(table, label="bought", estimator=LogisticRegression())
+>>> bundle.predict_one({"age": 45, "media": "Twitter"}) > 0.5
+True
+"""
+
+from __future__ import annotations
+
+from kawa.models.bundle import Bundle, Prediction
+from kawa.models.errors import BundleError, ModelNotFoundError, RowError
+from kawa.models.flavors import Flavor, Hints, register_flavor
+from kawa.models.registry import ModelVersion, Registry
+
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "Flavor",
+    "Hints",
+    "ModelNotFoundError",
+    "ModelVersion",
+    "Prediction",
+    "Registry",
+    "RowError",
+    "register_flavor",
+]
