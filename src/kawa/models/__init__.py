@@ -14,7 +14,8 @@ from __future__ import annotations
 from kawa.models.bundle import Bundle, Prediction
 from kawa.models.errors import BundleError, ModelNotFoundError, RowError
 from kawa.models.flavors import Flavor, Hints, register_flavor
-from kawa.models.registry import ModelVersion, Registry
+from kawa.models.records import ModelSummary, ModelVersion
+from kawa.models.registry import Registry
 
 __all__ = [
     "Bundle",
@@ -22,6 +23,7 @@ __all__ = [
     "Flavor",
     "Hints",
     "ModelNotFoundError",
+    "ModelSummary",
     "ModelVersion",
     "Prediction",
     "Registry",

@@ -1,15 +1,16 @@
 """Input columns: how one human-readable field becomes numbers, learned from the training table.
+Date-times live in `dates.py`.
 
 Each column encodes a whole Arrow column at once (`encode_array`, for batch prediction) and one JSON
 value (`encode_value`, for the single-row path); both write into the same slots of a float64 matrix
-and agree on every value. What a column learned is plain JSON (`to_json` / `column_from_json`).
+and agree on every value. What a column learned is plain JSON (`to_json`, read back by
+`preprocess.column_from_json`).
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
@@ -23,8 +24,6 @@ KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean", "datetime")
 Encoding = Literal["onehot", "ordinal"]
 Unknown = Literal["missing", "error"]
 
-MICROS_PER_DAY = 86_400_000_000
-MICROS_PER_HOUR = 3_600_000_000
 Array: TypeAlias = pa.Array | pa.ChunkedArray
 
 
@@ -44,7 +43,7 @@ def infer_kind(name: str, type_: pa.DataType) -> Kind:
     )
 
 
-class _Fill:
+class Fill:
     """Median imputation and optional standardisation of one numeric feature."""
 
     __slots__ = ("fill", "mean", "median", "std")
@@ -56,7 +55,7 @@ class _Fill:
         self.fill = (median - mean) / std  # what a missing value encodes to
 
     @classmethod
-    def learn(cls, values: np.ndarray, scale: bool) -> _Fill:
+    def learn(cls, values: np.ndarray, scale: bool) -> Fill:
         present = values[~np.isnan(values)]
         median = float(np.median(present)) if present.size else 0.0
         if not scale:
@@ -117,7 +116,7 @@ class Column(ABC):
         return {"name": self.name, "kind": self.kind, "type": self.json_type, "nullable": True}
 
     def wrong_type(self, value: Any) -> RowError:
-        return RowError(self.name, f"must be {self.expected} or null; got {_show(value)}")
+        return RowError(self.name, f"must be {self.expected} or null; got {show_value(value)}")
 
 
 class NumericColumn(Column):
@@ -128,7 +127,7 @@ class NumericColumn(Column):
     json_type = "number"
     expected = "a number"
 
-    def __init__(self, name: str, fill: _Fill, indicator: bool) -> None:
+    def __init__(self, name: str, fill: Fill, indicator: bool) -> None:
         super().__init__(name)
         self.fill = fill
         self.indicator = indicator
@@ -136,7 +135,7 @@ class NumericColumn(Column):
     @classmethod
     def learn(cls, name: str, array: Array, *, scale: bool) -> NumericColumn:
         values = cls.floats(name, array)
-        return cls(name, _Fill.learn(values, scale), bool(np.isnan(values).any()))
+        return cls(name, Fill.learn(values, scale), bool(np.isnan(values).any()))
 
     @property
     def feature_names(self) -> list[str]:
@@ -324,104 +323,6 @@ class CategoricalColumn(Column):
         return self.categories[0] if self.categories else None
 
 
-class DatetimeColumn(Column):
-    """A point in time (UTC; naive times are taken as UTC) as five numbers: year, month, weekday
-    (Monday 0), hour and days since 1970-01-01, each imputed and scaled like a number."""
-
-    kind = "datetime"
-    json_type = "date-time"
-    expected = "an ISO 8601 date-time such as '2026-01-05T10:00:00Z'"
-    PARTS = ("year", "month", "weekday", "hour", "days")
-
-    def __init__(self, name: str, fills: list[_Fill], indicator: bool) -> None:
-        super().__init__(name)
-        self.fills = fills
-        self.indicator = indicator
-
-    @classmethod
-    def learn(cls, name: str, array: Array, *, scale: bool) -> DatetimeColumn:
-        parts = _datetime_parts(name, array)
-        return cls(name, [_Fill.learn(p, scale) for p in parts], bool(np.isnan(parts[0]).any()))
-
-    @property
-    def feature_names(self) -> list[str]:
-        names = [f"{self.name}.{p}" for p in self.PARTS]
-        return [*names, f"{self.name}=missing"] if self.indicator else names
-
-    def encode_array(self, array: Array, out: np.ndarray, offset: int) -> None:
-        parts = _datetime_parts(self.name, array)
-        for i, (fill, values) in enumerate(zip(self.fills, parts, strict=True)):
-            out[:, offset + i] = fill.column(values)
-        if self.indicator:
-            out[:, offset + len(self.PARTS)] = np.isnan(parts[0])
-
-    def encode_value(self, value: Any, out: np.ndarray, offset: int) -> None:
-        if value is None:
-            for i, fill in enumerate(self.fills):
-                out[offset + i] = fill.fill
-            if self.indicator:
-                out[offset + len(self.PARTS)] = 1.0
-            return
-        moment = self._utc(value)
-        us = (moment - _EPOCH) // _MICROSECOND
-        parts = (moment.year, moment.month, moment.weekday(), moment.hour, us / MICROS_PER_DAY)
-        for i, (fill, v) in enumerate(zip(self.fills, parts, strict=True)):
-            out[offset + i] = fill.value(float(v))
-
-    def _utc(self, value: Any) -> datetime:
-        """`value` (ISO 8601 text, a datetime or a date) as an aware UTC datetime; naive means UTC."""
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                raise self.wrong_type(value) from None
-        elif isinstance(value, date) and not isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day)
-        elif not isinstance(value, datetime):
-            raise self.wrong_type(value)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "fills": [f.to_json() for f in self.fills],
-            "indicator": self.indicator,
-        }
-
-    def example(self) -> Any:
-        moment = _EPOCH + timedelta(days=self.fills[-1].median)
-        return moment.isoformat().replace("+00:00", "Z")
-
-
-def column_from_json(data: dict[str, Any]) -> Column:
-    """The column described by `to_json` output; BundleError if the description is malformed."""
-    try:
-        kind, name = data["kind"], data["name"]
-        if kind in ("numeric", "boolean"):
-            cls = NumericColumn if kind == "numeric" else BooleanColumn
-            return cls(name, _Fill(*map(float, data["fill"])), bool(data["indicator"]))
-        if kind == "categorical":
-            if data["encoding"] not in ("onehot", "ordinal") or data["unknown"] not in ("missing", "error"):
-                raise ValueError("bad encoding or unknown policy")
-            categories = list(data["categories"])
-            if not all(type(c) in (str, int) for c in categories):
-                raise ValueError("categories must be strings or integers")
-            return CategoricalColumn(name, categories, encoding=data["encoding"], unknown=data["unknown"])
-        if kind == "datetime":
-            fills = [_Fill(*map(float, f)) for f in data["fills"]]
-            if len(fills) != len(DatetimeColumn.PARTS):
-                raise ValueError("wrong number of date parts")
-            return DatetimeColumn(name, fills, bool(data["indicator"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"malformed column in bundle.json ({exc}): {str(data)[:200]}") from None
-    raise BundleError(f"unknown column kind {kind!r} in bundle.json; expected one of {', '.join(KINDS)}")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
 def to_numpy(array: Array) -> np.ndarray:
     """An Arrow array or chunked array as one numpy array (copied where it must be)."""
     if isinstance(array, pa.ChunkedArray):
@@ -429,7 +330,7 @@ def to_numpy(array: Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
@@ -447,50 +348,3 @@ def _categorical_values(name: str, array: Array, *, integer: bool | None) -> Arr
         return pc.cast(array, pa.string())
     wanted = "integers" if integer else "text" if integer is False else "text or integers"
     raise RowError(name, f"must hold {wanted} (categories); got a column of type {t}")
-
-
-def _datetime_parts(name: str, array: Array) -> list[np.ndarray]:
-    """year, month, weekday, hour, days since epoch as float64 columns with NaN for nulls."""
-    us = pc.cast(_timestamps(name, array), pa.int64())
-    valid = to_numpy(pc.is_valid(us)).astype(bool)
-    micros = to_numpy(pc.fill_null(us, 0)).astype(np.int64)
-    days = micros // MICROS_PER_DAY
-    dates = days.astype("datetime64[D]")
-    parts = [
-        dates.astype("datetime64[Y]").astype(np.int64) + 1970,
-        dates.astype("datetime64[M]").astype(np.int64) % 12 + 1,
-        (days + 3) % 7,
-        (micros // MICROS_PER_HOUR) % 24,
-        micros / MICROS_PER_DAY,
-    ]
-    out = []
-    for part in parts:
-        values = part.astype(np.float64)
-        values[~valid] = np.nan
-        out.append(values)
-    return out
-
-
-def _timestamps(name: str, array: Array) -> Array:
-    t = array.type
-    if pa.types.is_timestamp(t):
-        return pc.cast(array, pa.timestamp("us", t.tz))
-    if pa.types.is_date(t) or pa.types.is_null(t):
-        return pc.cast(array, pa.timestamp("us"))
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        for target in (pa.timestamp("us", "UTC"), pa.timestamp("us")):
-            try:
-                return pc.cast(array, target)
-            except pa.ArrowInvalid:
-                continue
-        # Mixed forms (with and without a zone, dates alone): parse each value like the row path does.
-        column = DatetimeColumn(name, [], False)
-        values = array.to_pylist()
-        micros: list[int | None] = []
-        for row, value in enumerate(values):
-            try:
-                micros.append(None if value is None else (column._utc(value) - _EPOCH) // _MICROSECOND)
-            except RowError as exc:
-                raise exc.at(row) from None
-        return pa.array(micros, pa.int64())
-    raise RowError(name, f"must hold date-times; got a column of type {t}")

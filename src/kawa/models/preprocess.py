@@ -14,14 +14,14 @@ from kawa.models.columns import (
     BooleanColumn,
     CategoricalColumn,
     Column,
-    DatetimeColumn,
     Encoding,
+    Fill,
     Kind,
     NumericColumn,
     Unknown,
-    column_from_json,
     infer_kind,
 )
+from kawa.models.dates import DatetimeColumn
 from kawa.models.errors import BundleError, RowError
 
 TableLike = Any  # a pyarrow Table or RecordBatch, or a pandas DataFrame
@@ -162,3 +162,27 @@ class Preprocessor:
         if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
             raise BundleError("malformed bundle.json: 'columns' must be a list of objects")
         return cls([column_from_json(d) for d in data])
+
+
+def column_from_json(data: dict[str, Any]) -> Column:
+    """The column described by `to_json` output; BundleError if the description is malformed."""
+    try:
+        kind, name = data["kind"], data["name"]
+        if kind in ("numeric", "boolean"):
+            cls = NumericColumn if kind == "numeric" else BooleanColumn
+            return cls(name, Fill(*map(float, data["fill"])), bool(data["indicator"]))
+        if kind == "categorical":
+            if data["encoding"] not in ("onehot", "ordinal") or data["unknown"] not in ("missing", "error"):
+                raise ValueError("bad encoding or unknown policy")
+            categories = list(data["categories"])
+            if not all(type(c) in (str, int) for c in categories):
+                raise ValueError("categories must be strings or integers")
+            return CategoricalColumn(name, categories, encoding=data["encoding"], unknown=data["unknown"])
+        if kind == "datetime":
+            fills = [Fill(*map(float, f)) for f in data["fills"]]
+            if len(fills) != len(DatetimeColumn.PARTS):
+                raise ValueError("wrong number of date parts")
+            return DatetimeColumn(name, fills, bool(data["indicator"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"malformed column in bundle.json ({exc}): {str(data)[:200]}") from None
+    raise BundleError(f"unknown column kind {kind!r} in bundle.json; expected one of {', '.join(KINDS)}")

@@ -9,20 +9,18 @@ is seen at the next request on SQLite, and within `ttl_s` on other databases.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
 from kawa.models.bundle import Bundle, write_files
 from kawa.models.errors import ModelNotFoundError
+from kawa.models.records import ModelSummary, ModelVersion, to_json_text, version_record
 from kawa.stores.artifacts import ArtifactStore
 from kawa.stores.metadata import MetadataStore
 from kawa.stores.metadata.tables import model_aliases, model_versions, models, projects
@@ -34,53 +32,6 @@ DEFAULT_ALIAS = "production"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _PROJECT = re.compile(r"[a-z][a-z0-9_-]{0,63}")
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered version of a model, with what it was trained on and how well it did."""
-
-    project: str
-    name: str
-    version: int
-    flavor: str
-    artifact: str  # folder in the artifact store
-    run_id: str | None
-    signature: dict[str, Any]
-    metrics: dict[str, Any]
-    params: dict[str, Any]
-    training: dict[str, Any]
-    created_at: datetime
-    aliases: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "name": self.name,
-            "version": self.version,
-            "flavor": self.flavor,
-            "artifact": self.artifact,
-            "run_id": self.run_id,
-            "aliases": list(self.aliases),
-            "created_at": self.created_at.isoformat(),
-            "metrics": self.metrics,
-            "params": self.params,
-            "training": self.training,
-            "signature": self.signature,
-        }
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    """A model with its newest version and its aliases, for listings."""
-
-    project: str
-    name: str
-    description: str
-    created_at: datetime
-    latest_version: int | None
-    versions: int
-    aliases: dict[str, int] = field(default_factory=dict)
 
 
 class Registry:
@@ -137,10 +88,10 @@ class Registry:
         record = {
             "run_id": run_id,
             "flavor": bundle.flavor.name,
-            "signature": _dumps(bundle.signature),
-            "metrics": _dumps(metrics or {}),
-            "params": _dumps(params if params is not None else bundle.params()),
-            "training": _dumps(training or {}),
+            "signature": to_json_text(bundle.signature),
+            "metrics": to_json_text(metrics or {}),
+            "params": to_json_text(params if params is not None else bundle.params()),
+            "training": to_json_text(training or {}),
         }
         now = datetime.now(UTC)
         with self.metadata.begin() as conn:
@@ -252,7 +203,7 @@ class Registry:
                     raise ModelNotFoundError(self._unknown_model(conn, project, name))
             row = self._version_row(conn, project, name, int(version))
             aliases = self._aliases_of(conn, project, name)
-        return _version(row, aliases)
+        return version_record(row, aliases)
 
     def list_versions(self, project: str, name: str) -> list[ModelVersion]:
         """Every version of a model, oldest first."""
@@ -265,7 +216,7 @@ class Registry:
             if not rows:
                 raise ModelNotFoundError(self._unknown_model(conn, project, name))
             aliases = self._aliases_of(conn, project, name)
-        return [_version(row, aliases) for row in rows]
+        return [version_record(row, aliases) for row in rows]
 
     def list_models(self, project: str) -> list[ModelSummary]:
         """The project's models by name, each with its newest version and aliases."""
@@ -396,43 +347,3 @@ def _ensure_model(conn: Connection, project: str, name: str, description: str | 
         )
     elif description is not None:
         conn.execute(update(models).where(*where).values(description=description))
-
-
-def _version(row: Any, aliases: Mapping[int, Sequence[str]]) -> ModelVersion:
-    return ModelVersion(
-        project=row.project,
-        name=row.name,
-        version=row.version,
-        flavor=row.flavor,
-        artifact=row.artifact,
-        run_id=row.run_id,
-        signature=json.loads(row.signature),
-        metrics=json.loads(row.metrics),
-        params=json.loads(row.params),
-        training=json.loads(row.training),
-        created_at=row.created_at,
-        aliases=tuple(aliases.get(row.version, ())),
-    )
-
-
-def _dumps(value: Any) -> str:
-    """JSON for the metadata store: dates as ISO text, numpy scalars as numbers, NaN and inf as null."""
-    return json.dumps(_clean(value), default=_default, allow_nan=False)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
-        return _clean(value.item())  # a numpy scalar
-    return value
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
