@@ -34,7 +34,7 @@ CONSUMER = "lake"
 EVENTS = "events"
 REJECTED = "rejected_events"
 _DAY_US = 86_400_000_000
-_DUCKDB_MEMORY = "384MB"
+_DUCKDB_MEMORY = "512MB"
 _decoder = msgspec.msgpack.Decoder(LogBatch)
 
 _FIELDS = (
@@ -43,7 +43,7 @@ _FIELDS = (
     '"page":"VARCHAR","item_id":"VARCHAR","category":"VARCHAR",'
     '"price":"DOUBLE","quantity":"BIGINT","revenue":"DOUBLE"}'
 )
-# The batch's events parsed, less those whose event_id the recent window has seen already.
+# The batch's events parsed; `_UNSEEN` drops those whose event_id the recent window has seen already.
 _PARSE_SQL = f"""
     SELECT * FROM (
       SELECT coalesce(j.event_id, prefix || idx::VARCHAR) AS event_id, j.event_name,
@@ -51,12 +51,19 @@ _PARSE_SQL = f"""
              rowno, project
       FROM (SELECT json_transform(line, '{_FIELDS}') AS j, * FROM batch)
     ) b
+"""
+_UNSEEN = """
     WHERE NOT EXISTS (SELECT 1 FROM recent r WHERE r.project = b.project AND r.event_id = b.event_id)
 """
 # Within the batch, the first event of each event_id, in batch order.
 _FIRST_OF_EACH_ID = """
     QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY rowno) = 1
     ORDER BY rowno
+"""
+# How many of the batch's ids the recent window holds; the hash table is built on the (small) batch
+# side, where NOT EXISTS would build one over the whole window (2M ids) on every flush.
+_SEEN_SQL = """
+    SELECT count(*) FROM recent r SEMI JOIN batch_ids b ON r.project = b.project AND r.event_id = b.event_id
 """
 _REJECTED_FIELDS = '{"reason":"VARCHAR","index":"BIGINT","event_id":"VARCHAR","payload":"VARCHAR"}'
 
@@ -72,7 +79,9 @@ class LakeWriter:
         self.db.execute("SET threads = 1")
         # Bounded memory: big sorts (compaction) spill to disk instead of growing the process.
         self.db.execute(f"SET memory_limit = '{_DUCKDB_MEMORY}'")
-        self.db.execute("SET temp_directory = ?", [str(self.lake_root.parent / "tmp" / "lake-spill")])
+        spill = self.lake_root.parent / "tmp" / "lake-spill"
+        spill.mkdir(parents=True, exist_ok=True)  # DuckDB makes the last folder only
+        self.db.execute("SET temp_directory = ?", [str(spill)])
         self._maintainer: threading.Thread | None = None
         self._due: set[tuple[str, str]] = set()
         self.db.execute("CREATE TABLE recent (project VARCHAR, event_id VARCHAR, seq BIGINT)")
@@ -159,10 +168,15 @@ class LakeWriter:
     def _write_events(self, batches: list[LogBatch], first: int, touched: set[tuple[str, str]]) -> int:
         table = _events_arrow(batches)
         self.db.register("batch", table)
-        # The usual flush repeats no event_id, so the costly window and sort run only when one does.
-        deduped = _in_order_if_unique(self.db.sql(_PARSE_SQL).to_arrow_table())
+        # The usual flush repeats no event_id, seen before or within itself: then the parsed rows are
+        # the answer, and the anti-join, window and sort of the full query run only when one repeats.
+        parsed = self.db.sql(_PARSE_SQL).to_arrow_table()
+        self.db.register("batch_ids", parsed.select(["project", "event_id"]))
+        seen = self.db.execute(_SEEN_SQL).fetchall()[0][0]
+        self.db.unregister("batch_ids")
+        deduped = _in_order_if_unique(parsed) if seen == 0 else None
         if deduped is None:
-            deduped = self.db.sql(_PARSE_SQL + _FIRST_OF_EACH_ID).to_arrow_table()
+            deduped = self.db.sql(_PARSE_SQL + _UNSEEN + _FIRST_OF_EACH_ID).to_arrow_table()
         self.db.unregister("batch")
         rowno = deduped.column("rowno")
         whole = len(rowno) == len(table) and (len(rowno) == 0 or rowno[-1].as_py() == len(table) - 1)
