@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kawa import __version__
-from kawa.api import ingest, predictions, segment, warehouse
+from kawa.api import ingest, models, predictions, segment, warehouse
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
+from kawa.models import Registry
 from kawa.runtime import Runtime
 from kawa.serving.store import PredictionStore
 from kawa.warehouse import SQLError
@@ -27,6 +28,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         runtime.register_configured_keys()
         app.state.collector = Collector(runtime.event_log, runtime.config.ingest)
         app.state.predictions = PredictionStore(runtime.online)
+        app.state.registry = Registry.from_runtime(runtime)
         yield
         runtime.close()
 
@@ -41,6 +43,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(segment.router)
     app.include_router(warehouse.router)
     app.include_router(predictions.router)
+    app.include_router(models.router)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
     async def healthz() -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kawa.cli import demo, models, pipelines, project, serve, warehouse
+from kawa.cli import demo, models, pipelines, predict, project, serve, warehouse
 
 app = typer.Typer(
     name="kawa",
@@ -19,6 +19,7 @@ warehouse.register(app)
 demo.register(app)
 pipelines.register(app)
 models.register(app)
+predict.register(app)
 
 
 def main() -> None:
