@@ -1,10 +1,9 @@
 """The scikit-learn flavor: any classifier or regressor, saved with skops (data, never a pickle).
 
-Loading trusts skops' own list of safe types, classes defined inside the installed scikit-learn
-package (e.g. the tree objects of HistGradientBoosting) and two functions HistGradientBoosting keeps
-(`functools.partial`, `sklearn.utils.validation.check_array`); any other type or function named in
-the file (`os.system`, `sklearn.datasets.dump_svmlight_file`, a class from another package) makes
-loading fail unless the caller vouches for it by name with `trusted=[...]`.
+Loading trusts skops' own list of safe types and classes defined inside the installed scikit-learn
+package (e.g. the tree objects of HistGradientBoosting); any other type or function named in the
+file (`os.system`, `sklearn.datasets.dump_svmlight_file`, a class from another package) makes loading
+fail unless the caller vouches for it by name with `trusted=[...]`.
 """
 
 from __future__ import annotations
@@ -23,9 +22,6 @@ MODEL_FILE = "model.skops"
 # Linear models whose prediction is x . coef_ + intercept_ (through a sigmoid for the classifiers):
 # kawa computes those itself, which skips scikit-learn's per-call input checks (~0.5 ms a call).
 _LINEAR_CLASSIFIERS = {"LogisticRegression", "LogisticRegressionCV"}
-# Functions scikit-learn estimators keep as attributes (HistGradientBoosting with categorical features
-# keeps partial(check_array, ...)); any function that is not listed here must be vouched for by name.
-_SAFE_FUNCTIONS = {"functools.partial", "sklearn.utils.validation.check_array"}
 _LINEAR_REGRESSORS = {
     "LinearRegression",
     "Ridge",
@@ -87,7 +83,6 @@ class SklearnFlavor(Flavor):
         from sklearn.base import clone
 
         model = clone(estimator)
-        _mark_categories(model, X, ordinal)
         model.fit(X, y)
         return cls(model, task=task, n_classes=n_classes)
 
@@ -109,7 +104,10 @@ class SklearnFlavor(Flavor):
                 return z
             # The logistic function without overflow for large |z| (as scipy's expit does it).
             return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
-        return super().predict_row(x)
+        # One OpenMP thread: starting a team of threads for one row costs milliseconds (tens of them on a
+        # busy machine) in HistGradientBoosting and other OpenMP estimators. The limit is per thread.
+        with _one_openmp_thread():
+            return super().predict_row(x)
 
     def save(self) -> tuple[dict[str, bytes], dict[str, Any]]:
         import skops.io
@@ -135,9 +133,7 @@ class SklearnFlavor(Flavor):
             untrusted = skops.io.get_untrusted_types(data=data)
         except Exception as exc:  # a zip that is not a skops file, or not a zip at all
             raise BundleError(f"{MODEL_FILE} is not a readable skops file: {exc}") from None
-        refused = [
-            t for t in untrusted if t not in trusted and t not in _SAFE_FUNCTIONS and not _is_sklearn_class(t)
-        ]
+        refused = [t for t in untrusted if t not in trusted and not _is_sklearn_class(t)]
         if refused:
             raise BundleError(
                 f"refusing to load {MODEL_FILE}: it names types kawa does not trust: {', '.join(refused)}. "
@@ -154,6 +150,19 @@ class SklearnFlavor(Flavor):
             k: v if v is None or isinstance(v, bool | int | float | str) else repr(v)
             for k, v in self.estimator.get_params(deep=False).items()
         }
+
+
+_controller: Any = None
+
+
+def _one_openmp_thread() -> Any:
+    """A context that runs OpenMP code of the calling thread on one thread."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()  # inspects the loaded libraries once (milliseconds)
+    return _controller.limit(limits=1, user_api="openmp")
 
 
 def _expit(z: Any) -> Any:
@@ -180,23 +189,6 @@ def _linear_terms(estimator: Any, task: Task, n_classes: int) -> tuple[np.ndarra
     if intercept.size > 1:
         return None
     return np.ascontiguousarray(coef), float(intercept[0]) if intercept.size else 0.0
-
-
-def _mark_categories(model: Any, X: np.ndarray, ordinal: Sequence[int]) -> None:
-    """Tell HistGradientBoosting which features are ordinal-coded categories, unless the user did."""
-    if not ordinal or not type(model).__name__.startswith("HistGradientBoosting"):
-        return
-    params = model.get_params(deep=False)
-    if params.get("categorical_features") not in ("from_dtype", None):
-        return
-    max_bins = int(params.get("max_bins", 255))
-    mask = np.zeros(X.shape[1], dtype=bool)
-    for slot in ordinal:
-        # HistGradientBoosting takes codes below max_bins; negative codes count as missing.
-        if X.shape[0] and X[:, slot].max() < max_bins:
-            mask[slot] = True
-    if mask.any():
-        model.set_params(categorical_features=mask)
 
 
 def _is_sklearn_class(name: str) -> bool:
