@@ -112,6 +112,10 @@ def test_batches_of_any_size_give_the_same_predictions(table: pa.Table) -> None:
     whole = bundle.predict_table(table)
     np.testing.assert_allclose(bundle.predict_table(table, batch_rows=333), whole, rtol=1e-12)
     assert bundle.predict_table(table.slice(0, 0)).shape == (0,)
+    chunked = pa.concat_tables([table.slice(0, 1000), table.slice(1000, 7), table.slice(1007)])
+    np.testing.assert_allclose(bundle.predict_table(chunked), whole, rtol=1e-12)
+    refit = Bundle.fit(chunked, label="bought", estimator=LogisticRegression(max_iter=1000))
+    assert refit.signature == bundle.signature
     assert bundle.predict([]) == []
 
 
@@ -128,6 +132,14 @@ def test_declared_kinds_override_inferred_ones() -> None:
     assert bundle.signature["inputs"][0]["type"] == "integer"
     assert {"zip=75001", "zip=missing"} <= set(bundle.preprocessor.feature_names)
     assert 0 < bundle.predict_one({"zip": 13001, "spend": 3.5}) < 1
+    # Date-times kept as ISO text are declared too.
+    text = pa.table(
+        {"seen": ["2026-01-05T10:00:00Z", "2026-02-01T00:00:00Z"] * 10, "big": [True, False] * 10}
+    )
+    dated = Bundle.fit(text, label="big", estimator=LogisticRegression(), kinds={"seen": "datetime"})
+    assert (
+        dated.predict_one({"seen": "2026-01-05T10:00:00Z"}) > 0.5 > dated.predict_one({"seen": "2026-02-01"})
+    )
 
 
 def test_regressors_predict_values(table: pa.Table) -> None:
