@@ -13,7 +13,7 @@ from tests.conftest import kawa
 
 @pytest.mark.slow
 def test_demo_sends_the_shop_through_the_collector(tmp_path: Path) -> None:
-    args = ("demo", "--dir", "demo", "--users", "60", "--days", "10", "--seed", "3")
+    args = ("demo", "--dir", "demo", "--users", "60", "--days", "10", "--seed", "3", "--no-train")
     out = kawa(*args, cwd=tmp_path).stdout
     shop = generate(ShopConfig(users=60, days=10, seed=3))
     n = len(shop.events)

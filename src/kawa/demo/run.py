@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import msgspec
 import pyarrow as pa
 
@@ -110,3 +112,85 @@ def ingest_demo(
     report.users, report.visitors, report.days = who["users"], who["visitors"], who["days"]
     report.first_day, report.last_day = who["first"], who["last"]
     return report
+
+
+@dataclass
+class LoopReport:
+    """What the loyalty pipeline learned and published, and what the product reads back over HTTP."""
+
+    run_id: str
+    status: str
+    error: str | None
+    metrics: dict[str, Any]
+    version: int | None
+    top_users: list[dict[str, Any]]
+    coupon_a: int
+    coupon_b: int
+    threshold: float
+    http_prediction: dict[str, Any] | None
+    http_predict: dict[str, Any] | None
+    example_user: str | None
+    read_key: str
+
+
+PIPELINES_PY = '''"""The demo project's pipelines: the loyal-customer score template as kawa ships it."""
+
+from kawa.templates.loyalty import loyalty  # noqa: F401
+'''
+
+
+def run_loyalty(folder: Path, url: str) -> LoopReport:
+    """Run the loyalty pipeline in the demo project, then read a score back over HTTP like a product would."""
+    from kawa.pipelines import run_pipeline
+    from kawa.runtime import Runtime
+    from kawa.templates.loyalty import loyalty
+
+    code = folder / "pipelines.py"
+    if not code.exists():
+        code.write_text(PIPELINES_PY)
+    runtime = Runtime(load_config(folder / "kawa.yaml"))
+    try:
+        record = run_pipeline(runtime, loyalty, experiment="demo", project=PROJECT)
+        threshold = float(record.params.get("coupon_threshold", 0.5))
+        keys = runtime.config.projects[PROJECT]
+        report = LoopReport(
+            run_id=record.run_id, status=record.status, error=record.error, metrics=dict(record.metrics),
+            version=None, top_users=[], coupon_a=0, coupon_b=0, threshold=threshold, http_prediction=None,
+            http_predict=None, example_user=None, read_key=keys.read_key,
+        )  # fmt: skip
+        if record.status != "succeeded":
+            return report
+        warehouse = runtime.warehouse(PROJECT)
+        latest = "(SELECT max(run_date) FROM loyalty_predictions)"
+        top = warehouse.query(
+            "SELECT p.user_id, round(p.score, 3) AS score, u.loyalty AS hidden_loyalty, u.persona "
+            f"FROM loyalty_predictions p LEFT JOIN demo_users u USING (user_id) WHERE p.run_date = {latest} "
+            "ORDER BY p.score DESC LIMIT 5"
+        ).to_pylist()
+        split = warehouse.query(
+            f"SELECT count(*) FILTER (WHERE score >= {threshold}) AS a, "
+            f"count(*) FILTER (WHERE score < {threshold}) AS b, max(model_version) AS v "
+            f"FROM loyalty_predictions WHERE run_date = {latest}"
+        ).to_pylist()[0]
+        report.top_users, report.coupon_a, report.coupon_b, report.version = (
+            top,
+            split["a"],
+            split["b"],
+            split["v"],
+        )
+        if top:
+            report.example_user = top[0]["user_id"]
+            headers = {"Authorization": f"Bearer {keys.read_key}"}
+            got = httpx.get(
+                f"{url}/v1/predictions/loyalty/{report.example_user}", headers=headers, timeout=30
+            )
+            report.http_prediction = got.json() if got.status_code == 200 else None
+            row = warehouse.query(
+                "SELECT * EXCLUDE (user_id, cutoff) FROM loyalty_features "
+                f"WHERE user_id = '{report.example_user}'"
+            ).to_pylist()[0]
+            sent = httpx.post(f"{url}/v1/models/loyalty/predict", json=row, headers=headers, timeout=30)
+            report.http_predict = sent.json() if sent.status_code == 200 else None
+        return report
+    finally:
+        runtime.close()
