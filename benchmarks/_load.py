@@ -129,7 +129,7 @@ async def probe_freshness(
     stop: asyncio.Event,
     *,
     run: int,
-    poll_s: float = 0.25,
+    poll_s: float = 0.5,
     grace_s: float = 15.0,
 ) -> Freshness:
     """Every second send one marker event; poll SQL until each is visible (up to `grace_s` after `stop`).

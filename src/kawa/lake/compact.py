@@ -11,6 +11,10 @@ from kawa.lake.table import DataFile, LakeTable
 
 # Files at least this large are left alone, so compaction never rewrites big files again and again.
 TARGET_BYTES = 128 * 1024 * 1024
+# One merge reads at most this much. It bounds the merge's memory and time (a merge runs beside the
+# flushes and takes CPU from them), and it means files past MERGE_BYTES / compact_min_files (4 MiB
+# with the default 16), as flushes under heavy load make, are already big enough to be left alone.
+MERGE_BYTES = 64 * 1024 * 1024
 # Small files are merged in tiers of similar size (below 4 MiB, 4-16 MiB, 16-64 MiB, ...), so a merged
 # file is not merged again with every few new small ones: each byte is rewritten a few times at most.
 _TIER_BASE = 4 * 1024 * 1024
@@ -33,11 +37,11 @@ def compact_partition(
             tiers.setdefault(_tier(file.bytes), []).append(file)
     small: list[DataFile] = []
     for _, group in sorted(tiers.items()):
-        # At most TARGET_BYTES of input per merge, oldest first: one merge's time and memory stay bounded.
+        # At most MERGE_BYTES of input per merge, oldest first: one merge's time and memory stay bounded.
         total = 0
         chosen = []
         for file in group:
-            if total + file.bytes > TARGET_BYTES:
+            if total + file.bytes > MERGE_BYTES:
                 break
             chosen.append(file)
             total += file.bytes
