@@ -32,12 +32,12 @@ def compute_view(
     first, last, origin = db.execute(
         f"SELECT min(epoch_us(cutoff)), max(epoch_us(cutoff)), mode(epoch_us(cutoff) % {DAY_US}) "
         f"FROM __cutoff_rows WHERE {col} IS NOT NULL"
-    ).fetchone() or (None, None, None)
-    mixed = db.execute(
+    ).fetchall()[0]
+    ((mixed,),) = db.execute(
         f"SELECT bool_or(epoch_us(cutoff) % {DAY_US} <> {int(origin or 0)}) FROM __cutoff_rows "
         f"WHERE {col} IS NOT NULL"
-    ).fetchone()
-    aligned = origin is not None and not (mixed and mixed[0])
+    ).fetchall()
+    aligned = origin is not None and not mixed
     # A spec reads every row itself; SQL of the user's sees distinct (entity, cutoff) pairs only.
     by_rows = row_id is not None and view.is_spec
     if by_rows:

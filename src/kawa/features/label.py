@@ -147,10 +147,10 @@ ORDER BY p.cutoff, p.__k"""
     def _check_horizon(self, db: duckdb.DuckDBPyConnection, when: list[datetime]) -> None:
         """Refuse cutoffs whose horizon runs past the last event: unseen days would read as 0."""
         assert self.horizon_days is not None
-        last_us = db.execute("SELECT epoch_us(max(sync_date)) FROM events").fetchone()
-        if last_us is None or last_us[0] is None:
+        ((last_us,),) = db.execute("SELECT epoch_us(max(sync_date)) FROM events").fetchall()
+        if last_us is None:
             raise FeatureError(f"label {self.name!r}: the events table is empty; send events first")
-        last_event = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(last_us[0]))
+        last_event = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(last_us))
         horizon = timedelta(days=self.horizon_days)
         late = [c for c in when if c + horizon > last_event]
         if late:
