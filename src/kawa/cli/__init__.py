@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kawa.cli import demo, models, pipelines, predict, project, serve, warehouse
+from kawa.cli import demo, features, models, pipelines, predict, project, serve, warehouse
 
 app = typer.Typer(
     name="kawa",
@@ -20,6 +20,7 @@ demo.register(app)
 pipelines.register(app)
 models.register(app)
 predict.register(app)
+features.register(app)
 
 
 def main() -> None:
