@@ -99,6 +99,8 @@ SPECS: dict[str, tuple[Feature, Callable[[dict[str, Any]], bool] | None, int | N
 }
 
 VIEW = FeatureView("everything", USER, {name: spec[0] for name, spec in SPECS.items()})
+# Only windows: the query then skips events older than the earliest cutoff's longest window.
+WINDOWED = FeatureView("windowed", USER, {f"w_{n}": s[0] for n, s in SPECS.items() if s[2] is not None})
 
 
 def expected(events: list[dict[str, Any]], user: str | None, cutoff: datetime | None) -> dict[str, Any]:
@@ -164,13 +166,15 @@ def test_every_aggregation_matches_the_obvious_computation(tmp_path: Path, seed:
         labels = labels.set_column(
             1, "cutoff", pa.array([T0 + rng.randrange(1, 32) * DAY for _ in range(labels.num_rows)])
         )
-    result = training_set(warehouse, labels, [VIEW]).to_pylist()
+    assert WINDOWED.lookback_days == 14
+    result = training_set(warehouse, labels, [VIEW, WINDOWED]).to_pylist()
     assert len(result) == labels.num_rows
     for row, label in zip(result, labels.to_pylist(), strict=True):
         assert (row["user_id"], row["cutoff"]) == (label["user_id"], label["cutoff"])
         want = expected(events, label["user_id"], label["cutoff"])
-        got = {name: row[name] for name in SPECS}
-        assert got == want, f"label row {label}"
+        assert {name: row[name] for name in SPECS} == want, f"label row {label}"
+        windowed = {name: row[f"w_{name}"] for name in SPECS if f"w_{name}" in row}
+        assert windowed == {name: want[name] for name in windowed}, f"label row {label}"
 
 
 def test_an_event_after_the_cutoff_changes_nothing_and_one_before_does(tmp_path: Path) -> None:
@@ -294,3 +298,17 @@ def test_an_empty_warehouse_gives_empty_features(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "lake", "empty")
     rows = training_set(warehouse, pa.table({"user_id": ["u1"], "cutoff": [T0]}), [VIEW]).to_pylist()
     assert rows[0]["events"] == 0 and rows[0]["last_category"] is None
+
+
+def test_a_view_of_windows_reads_back_exactly_to_its_longest_window(tmp_path: Path) -> None:
+    first = T0 + 20 * DAY + timedelta(hours=5)
+    events = [
+        ev("purchase", first - 14 * DAY, "u1", revenue=10.0),  # the first instant of the 2w window
+        ev("purchase", first - 14 * DAY - US, "u1", revenue=1000.0),  # just before it
+        ev("purchase", first - DAY, "u1", revenue=20.0),
+    ]
+    warehouse = new_warehouse(tmp_path, events)
+    labels = pa.table({"user_id": ["u1", "u1"], "cutoff": [first, first + 3 * DAY]})
+    rows = training_set(warehouse, labels, [WINDOWED]).to_pylist()
+    assert [r["w_aov_2w"] for r in rows] == [15.0, 20.0]
+    assert [r["w_dearest_7d"] for r in rows] == [20.0, 20.0]
