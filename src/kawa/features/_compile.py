@@ -1,8 +1,8 @@
 """Compile a view's features to one DuckDB query that is point-in-time correct and fast at scale.
 
 The query reads `cutoffs` (the entity column and a `cutoff` timestamp per row) and `events`, and
-returns one row per distinct (entity, cutoff) with every feature computed from events strictly
-before that cutoff. It never loops over rows; the plan is:
+returns one row per distinct (entity, cutoff), or per row of `cutoffs` given a row id, with every
+feature computed from events strictly before that cutoff. It never loops over rows; the plan is:
 
 1. `daily`: events aggregated per (entity, bucket), a bucket being one day measured from `origin`
    (the time of day most cutoffs share, so that their windows start and end on bucket edges).
@@ -19,8 +19,9 @@ before that cutoff. It never loops over rows; the plan is:
    bucket, which decides exactly whether an occurrence lies inside [cutoff - window, cutoff). Their
    cost grows with each entity's history, so prefer them on small data or narrow filters.
 
-Sums run in DECIMAL(38, 9): running totals then subtract exactly, and a value does not depend on
-how the work was split between threads, so online and offline values match to the last bit.
+Sums accumulate in DECIMAL(38, 9) (each day's sum is added up in DOUBLE, which is much faster over
+every event, and rounded to 9 decimals): running totals then subtract exactly, and a value does not
+depend on how the work was split between threads, so online and offline values match to the bit.
 """
 
 from __future__ import annotations
