@@ -56,3 +56,26 @@ def test_a_later_materialisation_replaces_values_and_sees_new_entities(tmp_path:
         assert materialize(warehouse, store, [view], as_of="2025-09-10") == {"seen": 2}
         assert online_features(store, "t", view, "u1") == {"views": 1, AS_OF: "2025-09-10T00:00:00Z"}
         assert online_features(store, "t", view, "u2") == {"views": 1, AS_OF: "2025-09-10T00:00:00Z"}
+
+
+def test_a_sql_view_materialises_like_its_training_rows(tmp_path: Path) -> None:
+    from ._events import ev
+
+    events = [ev("purchase", T0 + k * DAY, f"u{k % 2}", revenue=1.25 * k) for k in range(6)]
+    warehouse = new_warehouse(tmp_path, events)
+    spend = FeatureView(
+        "spend",
+        VIEW.entity,
+        sql="""SELECT c.user_id, c.cutoff, sum(e.revenue) AS spend, max(e.sync_date) AS last_at
+               FROM cutoffs c JOIN events e ON e.keys.user_id = c.user_id AND e.sync_date < c.cutoff
+               GROUP BY ALL""",
+    )
+    as_of = T0 + 4 * DAY
+    with open_online_store("memory", tmp_path) as store:
+        assert materialize(warehouse, store, [spend], as_of=as_of) == {"spend": 2}
+        offline = training_set(warehouse, pa.table({"user_id": ["u0", "u1"], "cutoff": [as_of] * 2}), [spend])
+        for row in offline.to_pylist():
+            online = online_features(store, "t", spend, row["user_id"])
+            assert online is not None
+            assert online["spend"] == row["spend"]
+            assert online["last_at"] == row["last_at"].isoformat()
