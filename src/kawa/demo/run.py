@@ -139,15 +139,22 @@ from kawa.templates.loyalty import loyalty  # noqa: F401
 '''
 
 
+FEATURES_PY = '''"""The demo project's feature views and labels, as the loyalty template uses them."""
+
+from kawa.features.presets import RFM  # noqa: F401
+from kawa.templates.loyalty import BOUGHT  # noqa: F401
+'''
+
+
 def run_loyalty(folder: Path, url: str) -> LoopReport:
     """Run the loyalty pipeline in the demo project, then read a score back over HTTP like a product would."""
     from kawa.pipelines import run_pipeline
     from kawa.runtime import Runtime
     from kawa.templates.loyalty import loyalty
 
-    code = folder / "pipelines.py"
-    if not code.exists():
-        code.write_text(PIPELINES_PY)
+    for name, text in (("pipelines.py", PIPELINES_PY), ("features.py", FEATURES_PY)):
+        if not (folder / name).exists():
+            (folder / name).write_text(text)
     runtime = Runtime(load_config(folder / "kawa.yaml"))
     try:
         record = run_pipeline(runtime, loyalty, experiment="demo", project=PROJECT)
