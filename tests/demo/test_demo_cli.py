@@ -35,3 +35,37 @@ def test_demo_sends_the_shop_through_the_collector(tmp_path: Path) -> None:
     # a second run sends the same event_ids again: nothing lands twice
     kawa(*args, cwd=tmp_path)
     assert warehouse.query("SELECT count(*) AS n FROM events").to_pylist() == [{"n": n}]
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop_and_learns(tmp_path: Path) -> None:
+    out = kawa("demo", "--dir", "demo", "--users", "300", "--days", "40", "--seed", "5", cwd=tmp_path).stdout
+    assert "coupon A (score >= 0.5)" in out
+    assert "read over HTTP: GET /v1/predictions/loyalty/" in out and "'model_version': 1" in out
+    folder = tmp_path / "demo"
+    from kawa.config import load_config
+    from kawa.models import Registry
+    from kawa.pipelines import RunStore
+    from kawa.runtime import Runtime
+
+    runtime = Runtime(load_config(folder / "kawa.yaml"))
+    try:
+        runs = RunStore(runtime.metadata).list("shop", pipeline="loyalty")
+        assert [r.status for r in runs] == ["succeeded"]
+        metrics = runs[0].metrics
+        assert metrics["auc"] > metrics["baseline_recency_auc"] + 0.03, metrics
+        registry = Registry.from_runtime(runtime)
+        assert registry.resolve("shop", "loyalty") == 1
+        scored = (
+            runtime.warehouse("shop")
+            .query("SELECT count(*) AS n, count(DISTINCT user_id) AS users FROM loyalty_predictions")
+            .to_pylist()[0]
+        )
+        users = (
+            runtime.warehouse("shop")
+            .query("SELECT count(DISTINCT keys.user_id) AS n FROM events WHERE keys.user_id IS NOT NULL")
+            .to_pylist()[0]["n"]
+        )
+        assert scored == {"n": users, "users": users}
+    finally:
+        runtime.close()
