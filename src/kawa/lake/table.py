@@ -23,6 +23,8 @@ from pathlib import Path
 
 import msgspec
 
+from kawa._durable import write_bytes
+
 MANIFEST = "_manifest.json"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -126,7 +128,7 @@ class LakeTable:
                 files=keep + add,
                 retired=current.retired + [Retired(p, now) for p in dropped],
             )
-            _write_atomic(self.manifest_path, msgspec.json.format(msgspec.json.encode(new)))
+            write_bytes(self.manifest_path, msgspec.json.format(msgspec.json.encode(new)))
             return new
 
     def collect_garbage(self, grace_s: float) -> int:
@@ -137,7 +139,7 @@ class LakeTable:
             due = [r for r in current.retired if r.at <= cutoff]
             if due:
                 current.retired = [r for r in current.retired if r.at > cutoff]
-                _write_atomic(self.manifest_path, msgspec.json.format(msgspec.json.encode(current)))
+                write_bytes(self.manifest_path, msgspec.json.format(msgspec.json.encode(current)))
             for r in due:
                 (self.path / r.path).unlink(missing_ok=True)
             return len(due)
@@ -161,17 +163,3 @@ def list_tables(lake_root: Path, project: str) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / f"project={project}" / MANIFEST).is_file())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kawa._durable import publish
 from kawa.lake.table import DataFile, LakeTable, check_name
 from kawa.warehouse.engine import BUILTIN, Warehouse
 
@@ -145,9 +145,7 @@ def _check_partitioning(lake: LakeTable, table: str, partition: dict[str, str] |
 
 
 def _publish(lake: LakeTable, tmp: Path, target: Path, rows: int, partition: dict[str, str] | None) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    tmp.replace(target)
+    publish(tmp, target)
     entry = DataFile(
         path=str(target.relative_to(lake.path)),
         rows=rows,

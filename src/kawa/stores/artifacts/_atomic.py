@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from kawa._durable import fsync_dir
 from kawa.stores.artifacts.base import TEMP_MARK
 
 
@@ -70,11 +71,7 @@ def temp_beside(target: Path) -> Path:
 def replace_durably(temp: Path, target: Path) -> None:
     """Rename `temp` over `target` and fsync the folder, so the new name survives a power cut."""
     os.replace(temp, target)
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)
 
 
 def copy_durably(source: Path, target: Path) -> None:
