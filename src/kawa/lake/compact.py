@@ -59,11 +59,13 @@ def compact_partition(
         "SELECT count(*) - count(DISTINCT event_id) FROM read_parquet(?, hive_partitioning = false)",
         [sources],
     ).fetchall()[0][0]
+    # Row groups of DuckDB's default size: the Parquet writer holds a whole row group in memory that
+    # it cannot spill (256k rows of raw events needed >100MB at once), which is what bounds a merge.
     first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at) = 1 "
     db.execute(
         "COPY (SELECT * FROM read_parquet(?, hive_partitioning = false) "
         + (first_of_each if repeats else "")
-        + "ORDER BY sync_date) TO ? (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 256000)",
+        + "ORDER BY sync_date) TO ? (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
         [sources, str(tmp)],
     ).fetchall()
     with open(tmp, "rb+") as f:

@@ -34,7 +34,7 @@ CONSUMER = "lake"
 EVENTS = "events"
 REJECTED = "rejected_events"
 _DAY_US = 86_400_000_000
-_DUCKDB_MEMORY = "512MB"
+_DUCKDB_MEMORY = "384MB"
 _decoder = msgspec.msgpack.Decoder(LogBatch)
 
 _FIELDS = (
@@ -79,6 +79,9 @@ class LakeWriter:
         self.db.execute("SET threads = 1")
         # Bounded memory: big sorts (compaction) spill to disk instead of growing the process.
         self.db.execute(f"SET memory_limit = '{_DUCKDB_MEMORY}'")
+        # Hand freed memory back soon (the default keeps up to 128MB-512MB cached in the allocator).
+        self.db.execute("SET allocator_flush_threshold = '16MB'")
+        self.db.execute("SET allocator_bulk_deallocation_flush_threshold = '16MB'")
         spill = self.lake_root.parent / "tmp" / "lake-spill"
         spill.mkdir(parents=True, exist_ok=True)  # DuckDB makes the last folder only
         self.db.execute("SET temp_directory = ?", [str(spill)])
