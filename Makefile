@@ -30,6 +30,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.ingest
 
+# The batch ML loop (issue 3), each next to its peer; Feast and MLflow install into benchmarks/.peers/.
+.PHONY: bench-ml
+bench-ml: $(STAMP)
+	$(BIN)/python -m benchmarks.training_set
+	$(BIN)/python -m benchmarks.batch_predict
+	$(BIN)/python -m benchmarks.online
+
 serve: $(STAMP)
 	$(BIN)/kawa serve
 
