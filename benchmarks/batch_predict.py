@@ -79,7 +79,7 @@ def _baseline(kind: str, bare: Any, matrix: np.ndarray) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="kawa-bench-batch-"))
+    folder = Path(tempfile.mkdtemp(prefix="kawa-ml-batch-"))
     report: dict[str, Any] = {"models": {}}
     try:
         with project(folder) as runtime:

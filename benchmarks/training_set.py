@@ -235,7 +235,7 @@ def with_feast(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="kawa-bench-training-"))
+    folder = Path(tempfile.mkdtemp(prefix="kawa-ml-training-"))
     report: dict[str, Any] = {}
     try:
         (folder / "full").mkdir()
