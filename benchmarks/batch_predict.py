@@ -201,7 +201,7 @@ def summary(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.time()
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "batch_predict",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "command": "python -m benchmarks.batch_predict " + " ".join(sys.argv[1:]),

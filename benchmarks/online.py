@@ -49,7 +49,7 @@ from benchmarks._peers import python, run_driver
 from benchmarks._peers_data import CATEGORICAL, FEATURES, NUMERIC, feature_table, write_parquet
 from benchmarks._peers_kawa import PROJECT, RESULTS, machine, median, read_key, save, table
 from benchmarks._peers_load import Paced, paced
-from benchmarks._server import cpu_seconds, free_port, start_kawa, start_sink
+from benchmarks._server import Kawa, cpu_seconds, free_port, start_kawa, start_sink
 from kawa.config import load_config
 from kawa.models import Bundle, Registry
 from kawa.runtime import Runtime
@@ -145,13 +145,19 @@ class Setup:
         self.rows = [msgspec.json.encode(r) for r in rows]
         self.mlflow_rows = [msgspec.json.encode({"dataframe_records": [r]}) for r in rows]
         self.users = data.column("user_id").to_pylist()
-        self.kawa = start_kawa(folder, project=PROJECT)
-        self.key = read_key(folder)
-        self._publish(data)
-        self.sink, self.sink_port = start_sink()
+        self.kawa: Kawa | None = None
+        self.sink: subprocess.Popen[bytes] | None = None
         self.mlflow: subprocess.Popen[bytes] | None = None
-        if not args.no_mlflow:
-            self._start_mlflow(rows)
+        try:
+            self.kawa = start_kawa(folder, project=PROJECT)
+            self.key = read_key(folder)
+            self._publish(data)
+            self.sink, self.sink_port = start_sink()
+            if not args.no_mlflow:
+                self._start_mlflow(rows)
+        except BaseException:
+            self.close()  # no server may outlive a failed set-up
+            raise
 
     def _publish(self, data: pa.Table) -> None:
         from lightgbm import LGBMClassifier
@@ -218,12 +224,14 @@ class Setup:
         for process in (self.mlflow, self.sink):
             if process is not None:
                 _stop(process)
-        self.kawa.stop()
+        if self.kawa is not None:
+            self.kawa.stop()
 
     # -- requests --------------------------------------------------------------------------------
 
     def endpoint(self, name: str) -> tuple[int, int, Callable[[int], list[bytes]]]:
         """(port, pid to watch, i -> request pieces) for an endpoint of PHASES."""
+        assert self.kawa is not None and self.sink is not None
         auth = {"Authorization": f"Bearer {self.key}"}
         json_head = {"Content-Type": "application/json"}
         rng = np.random.default_rng(5)
