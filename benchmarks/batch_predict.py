@@ -190,10 +190,10 @@ def summary(report: dict[str, Any]) -> str:
             cells = [r[key] for r in m["runs"]] + [None] * (width - n)
             rows.append((f"{name}: {label}", [*cells, med[key]]))
         rows.append(
-            (f"{name}: table->table / baseline", [None] * n + [med["ratio_table_to_table_vs_baseline"]])
+            (f"{name}: table->table / baseline", [None] * width + [med["ratio_table_to_table_vs_baseline"]])
         )
         if "publish" in m:
-            rows.append((f"{name}: + publish to store rows/s", [None] * n + [m["publish"]["rows_per_s"]]))
+            rows.append((f"{name}: + publish to store rows/s", [None] * width + [m["publish"]["rows_per_s"]]))
     runs = max(len(m["runs"]) for m in report["models"].values())
     return table(rows, [f"run {i}" for i in range(1, runs + 1)] + ["median"])
 
