@@ -118,7 +118,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample", type=int, default=20_000, help="rows whose features are compared")
     p.add_argument("--no-feast", action="store_true", help="skip the Feast comparison")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.feast_scale = min(args.feast_scale, args.scale)  # never compare on more data than kawa's run
+    return args
 
 
 def feast_table_sql() -> str:
