@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from kawa._durable import fsync_dir
 from kawa.stores.eventlog.base import EventLog, ReadResult, Record
 
 HEADER = struct.Struct("<III")
@@ -96,7 +97,7 @@ class FileEventLog(EventLog):
         self._base = base
         self._size = 0
         self._file = os.open(self._segment_path(base), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def append(self, payloads: Sequence[bytes]) -> list[int]:
         if not self._writer:
@@ -207,7 +208,7 @@ class FileEventLog(EventLog):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     def committed(self, consumer: str) -> int:
         _check_consumer(consumer)
@@ -270,14 +271,6 @@ def _valid_length(path: Path) -> int:
             break
         pos = end
     return pos
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_consumer(name: str) -> None:
