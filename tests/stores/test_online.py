@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,34 @@ def test_bad_names_and_values_are_refused_and_write_nothing(store: OnlineStore) 
     longest = "k" * (MAX_KEY_BYTES - len("ns") - 1)
     store.put_many("ns", {longest: b"fits"})
     assert store.get("ns", longest) == b"fits"
+
+
+def test_write_puts_and_deletes_over_namespaces_at_once(store: OnlineStore) -> None:
+    store.put_many("old", {"gone": b"1", "kept": b"2"})
+    store.write(
+        {"predictions": {"u1": b"0.5"}, "offsets": [("triggers", b"1234")], "old": {"gone": b"again"}},
+        {"old": ["gone", "never-there"], "offsets": ["nothing"]},
+    )
+    # Deletes apply before puts, so a key in both is written.
+    assert store.get("predictions", "u1") == b"0.5"
+    assert store.get("offsets", "triggers") == b"1234"
+    assert store.get_many("old", ["gone", "kept"]) == [b"again", b"2"]
+    store.write({}, {"old": ["gone"]})
+    assert store.get("old", "gone") is None
+    store.write({})  # nothing to do is fine
+    store.write({"ns": (pair for pair in [("gen", b"erator")])})
+    assert store.get("ns", "gen") == b"erator"
+
+
+def test_write_checks_everything_before_writing_anything(store: OnlineStore) -> None:
+    store.put_many("a", {"keep": b"1"})
+    with pytest.raises(TypeError, match="msgspec"):
+        store.write({"a": {"new": b"2"}, "b": {"bad": "a str"}}, {"a": ["keep"]})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="hash long keys"):
+        store.write({"a": {"new": b"2"}}, {"a": ["keep", "x" * MAX_KEY_BYTES]})
+    with pytest.raises(ValueError, match="namespace"):
+        store.write({"a": {"new": b"2"}, "": {"k": b"v"}})
+    assert store.get_many("a", ["keep", "new"]) == [b"1", None]
 
 
 def test_open_online_store_picks_backends_by_name(tmp_path: Path) -> None:
@@ -279,3 +308,76 @@ def test_lmdb_refuses_use_in_a_forked_child(tmp_path: Path) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert store.get("ns", "k") == b"v"  # the parent is unaffected
+
+
+def test_lmdb_spec_options_set_the_durability_flags_of_the_handle(tmp_path: Path) -> None:
+    with open_online_store("lmdb://?metasync=false", tmp_path) as store:
+        assert isinstance(store, LmdbOnlineStore)
+        flags = store._env.flags()
+        assert (flags["sync"], flags["metasync"]) == (True, False)
+        store.put_many("ns", {"k": b"v"})
+    with open_online_store("lmdb://?sync=0", tmp_path) as store:
+        assert isinstance(store, LmdbOnlineStore)
+        assert store.get("ns", "k") == b"v"
+        assert (store._env.flags()["sync"], store._env.flags()["metasync"]) == (False, False)
+    with pytest.raises(ValueError, match="unknown LMDB option 'fast'"):
+        open_online_store("lmdb://?fast=true", tmp_path)
+    with pytest.raises(ValueError, match="true or false"):
+        open_online_store("lmdb://?sync=maybe", tmp_path)
+
+
+_WRITER = """
+import sys
+from kawa.stores.online.lmdb import LmdbOnlineStore
+store = LmdbOnlineStore(sys.argv[1], map_size=256 * 1024, metasync=False)
+i = 0
+print("writing", flush=True)
+while True:
+    i += 1
+    value = str(i).encode()
+    store.write(
+        {"predictions": {f"e{j}": value for j in range(50)}, "offset": {"at": value}},
+        {"pending": [f"p{i - 1}"]},
+    )
+    store.put_many("pending", {f"p{i}": value})
+"""
+
+
+def _consistent(store: OnlineStore) -> int | None:
+    """The batch every namespace agrees on, None if a commit came between the reads; fails on a part."""
+    at = store.get("offset", "at")
+    predictions = {v for _, v in store.scan("predictions")}
+    if store.get("offset", "at") != at:
+        return None  # every commit moves the offset: no commit came between two equal readings
+    assert predictions == ({at} if at is not None else set()), "a batch was seen in part"
+    return int(at or 0)
+
+
+def test_lmdb_write_is_all_or_nothing_for_readers_and_across_sigkill(tmp_path: Path) -> None:
+    path = tmp_path / "online"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "writing"
+        seen: list[int] = []
+        with LmdbOnlineStore(path) as reader:
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline:
+                at = _consistent(reader)
+                if at is not None:
+                    seen.append(at)
+        os.kill(child.pid, 9)  # mid-stream: a write transaction may be open
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+    assert seen == sorted(seen) and seen[-1] > seen[0]
+    with LmdbOnlineStore(path) as store:
+        last = _consistent(store)
+        assert last is not None and last >= seen[-1]
+        # Each batch deletes the previous pending key atomically with its own write.
+        assert [k for k, _ in store.scan("pending")] in (["p" + str(last)], [])

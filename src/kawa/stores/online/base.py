@@ -13,6 +13,9 @@ import msgspec
 MAX_KEY_BYTES = 511
 
 Items = Mapping[str, bytes] | Iterable[tuple[str, bytes]]
+# What one atomic `write` puts and deletes, by namespace.
+Writes = Mapping[str, Items]
+Deletes = Mapping[str, Iterable[str]]
 
 
 class OnlineStore(ABC):
@@ -32,6 +35,15 @@ class OnlineStore(ABC):
     @abstractmethod
     def put_many(self, namespace: str, items: Items) -> None:
         """Write all `items` in one atomic batch, replacing existing values."""
+
+    @abstractmethod
+    def write(self, puts: Writes, deletes: Deletes | None = None) -> None:
+        """Remove `deletes` and write `puts`, over any namespaces, in one atomic batch: all or nothing.
+
+        Deletes apply before puts, so a key in both ends up written. Every key and value is checked
+        before anything is written. A reader never sees part of a batch, and a crash leaves the whole
+        batch or none of it.
+        """
 
     @abstractmethod
     def get(self, namespace: str, key: str) -> bytes | None:
@@ -101,6 +113,13 @@ def encode_items(namespace: str, items: Items) -> list[tuple[bytes, bytes]]:
             )
         out.append((encode_key(namespace, key), value))
     return out
+
+
+def encode_writes(puts: Writes, deletes: Deletes | None) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """The stored pairs to put and keys to delete of one atomic `write`, all checked first."""
+    pairs = [pair for namespace, items in puts.items() for pair in encode_items(namespace, items)]
+    doomed = [encode_key(namespace, key) for namespace, keys in (deletes or {}).items() for key in keys]
+    return pairs, doomed
 
 
 def namespace_prefix(namespace: str) -> bytes:

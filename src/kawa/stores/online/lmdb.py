@@ -9,10 +9,14 @@ creates or drops one (using a dropped handle is undefined behaviour in LMDB). A 
 unlimited and free to create, and a namespace scan is still one cursor range.
 
 Durability: with `sync=True` (the default) a commit returns only after LMDB has fsynced the data and
-the meta page, so a `put_many` that returned survives power loss. With `sync=False` writes are much
-faster and a killed process still loses nothing committed (the pages are in the OS cache), but an OS
-crash or power cut can lose the last commits or corrupt the environment: use it only for data that can
-be rebuilt (materialise the features again).
+the meta page, so a `put_many` that returned survives power loss. With `metasync=False` a commit
+fsyncs the data but not the meta page (one fsync instead of two): a power cut may undo the last
+commit, never corrupt the environment, and the next commit's fsync makes the one before it durable.
+With `sync=False` writes are much faster and a killed process still loses nothing committed (the
+pages are in the OS cache), but an OS crash or power cut can lose the last commits or corrupt the
+environment: use it only for data that can be rebuilt (materialise the features again). The flags
+belong to a process's handle, so processes that share the environment may choose differently; in
+kawa.yaml they are URL options: `stores.online: "lmdb://?metasync=false"`.
 
 Concurrency: readers in any number of threads and processes read MVCC snapshots without locks and
 never wait for a writer; LMDB's own lock file serialises write transactions across processes, so one
@@ -36,10 +40,20 @@ from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Self, TypeVar, cast
+from urllib.parse import parse_qsl, urlsplit
 
 import lmdb
 
-from kawa.stores.online.base import Items, OnlineStore, encode_items, encode_key, namespace_prefix
+from kawa.stores.online.base import (
+    Deletes,
+    Items,
+    OnlineStore,
+    Writes,
+    encode_items,
+    encode_key,
+    encode_writes,
+    namespace_prefix,
+)
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -68,6 +82,7 @@ class LmdbOnlineStore(OnlineStore):
         *,
         map_size: int = 1 << 30,
         sync: bool = True,
+        metasync: bool | None = None,
         max_readers: int = 512,
     ) -> None:
         self.path = Path(path)
@@ -77,7 +92,7 @@ class LmdbOnlineStore(OnlineStore):
             map_size=map_size,
             subdir=True,
             sync=sync,
-            metasync=sync,
+            metasync=sync if metasync is None else metasync and sync,
             readahead=False,  # reads are random point lookups; readahead only evicts useful pages
             max_readers=max_readers,
             max_dbs=0,
@@ -91,7 +106,8 @@ class LmdbOnlineStore(OnlineStore):
 
     @classmethod
     def from_spec(cls, spec: str, state_path: Path) -> Self:
-        return cls(state_path / "online")
+        """`lmdb`, or `lmdb://?sync=false&metasync=false` to set the durability flags of this handle."""
+        return cls(state_path / "online", **_spec_options(spec))
 
     @property
     def map_size(self) -> int:
@@ -107,6 +123,13 @@ class LmdbOnlineStore(OnlineStore):
         # Sorted keys touch each page once; the stable sort keeps the last of duplicate keys last.
         pairs.sort(key=itemgetter(0))
         self._write(lambda txn: txn.cursor().putmulti(pairs))
+
+    def write(self, puts: Writes, deletes: Deletes | None = None) -> None:
+        pairs, doomed = encode_writes(puts, deletes)
+        if not pairs and not doomed:
+            return
+        pairs.sort(key=itemgetter(0))
+        self._write(partial(_put_and_delete, pairs=pairs, doomed=doomed))
 
     def get(self, namespace: str, key: str) -> bytes | None:
         raw = encode_key(namespace, key)
@@ -214,6 +237,22 @@ class LmdbOnlineStore(OnlineStore):
             )
 
 
+def _spec_options(spec: str) -> dict[str, bool]:
+    """The flags in the query of an `lmdb://?...` spec; ValueError naming an unknown or bad one."""
+    options: dict[str, bool] = {}
+    query = urlsplit(spec).query if "://" in spec else ""
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in ("sync", "metasync"):
+            raise ValueError(f"unknown LMDB option {name!r} in {spec!r}; use sync or metasync")
+        if value.lower() not in _BOOLS:
+            raise ValueError(f"LMDB option {name}={value!r} in {spec!r} must be true or false")
+        options[name] = _BOOLS[value.lower()]
+    return options
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _get_one(txn: lmdb.Transaction, key: bytes) -> bytes | None:
     # Without buffers=True on the transaction, LMDB hands out bytes, never memoryviews.
     return txn.get(key)  # type: ignore[return-value]
@@ -239,6 +278,13 @@ def _range(txn: lmdb.Transaction, query: tuple[bytes, bytes | None, int]) -> lis
         if len(out) == count:
             break
     return out
+
+
+def _put_and_delete(txn: lmdb.Transaction, *, pairs: list[tuple[bytes, bytes]], doomed: list[bytes]) -> None:
+    for key in doomed:
+        txn.delete(key)
+    if pairs:
+        txn.cursor().putmulti(pairs)
 
 
 def _drop_prefix(txn: lmdb.Transaction, *, prefix: bytes) -> int:

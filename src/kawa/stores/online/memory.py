@@ -7,7 +7,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
-from kawa.stores.online.base import Items, OnlineStore, encode_items, encode_key, namespace_prefix
+from kawa.stores.online.base import (
+    Deletes,
+    Items,
+    OnlineStore,
+    Writes,
+    encode_items,
+    encode_key,
+    encode_writes,
+    namespace_prefix,
+)
 
 
 class MemoryOnlineStore(OnlineStore):
@@ -24,6 +33,13 @@ class MemoryOnlineStore(OnlineStore):
     def put_many(self, namespace: str, items: Items) -> None:
         pairs = encode_items(namespace, items)
         with self._lock:
+            self._data.update(pairs)
+
+    def write(self, puts: Writes, deletes: Deletes | None = None) -> None:
+        pairs, doomed = encode_writes(puts, deletes)
+        with self._lock:
+            for k in doomed:
+                self._data.pop(k, None)
             self._data.update(pairs)
 
     def get(self, namespace: str, key: str) -> bytes | None:
