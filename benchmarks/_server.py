@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class Kawa:
     process: subprocess.Popen[bytes]
     write_key: str
     admin_key: str
+    read_key: str = ""
     log: list[str] = field(default_factory=list)
     pids: dict[str, int] = field(default_factory=dict)
 
@@ -92,12 +94,22 @@ def _kawa_command() -> list[str]:
     return [sys.executable, "-m", "kawa.cli"]
 
 
-def start_kawa(folder: Path, project: str = "bench", timeout: float = 60.0) -> Kawa:
-    """`kawa init` then `kawa serve` on a free port; returns once the supervisor says ready."""
+def start_kawa(
+    folder: Path,
+    project: str = "bench",
+    timeout: float = 60.0,
+    prepare: Callable[[Path], None] | None = None,
+) -> Kawa:
+    """`kawa init` then `kawa serve` on a free port; returns once the supervisor says ready.
+
+    `prepare(folder)` runs between the two: to write project code or register models before serving.
+    """
     out = subprocess.run(
         [*_kawa_command(), "init", "--project", project], cwd=folder, capture_output=True, check=True
     ).stdout.decode()
     keys = dict(re.findall(r"^(\w+_key)=(\S+)$", out, re.MULTILINE))
+    if prepare is not None:
+        prepare(folder)
     port = free_port()
     process = subprocess.Popen(
         [*_kawa_command(), "serve", "--port", str(port)],
@@ -106,7 +118,7 @@ def start_kawa(folder: Path, project: str = "bench", timeout: float = 60.0) -> K
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    kawa = Kawa(folder, port, process, keys["write_key"], keys["admin_key"])
+    kawa = Kawa(folder, port, process, keys["write_key"], keys["admin_key"], keys["read_key"])
     ready = threading.Event()
 
     def pump() -> None:
