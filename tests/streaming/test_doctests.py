@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "kawa.streaming.engine",
     "kawa.streaming.fields",
     "kawa.streaming.match",
     "kawa.streaming.spec",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kawa.streaming import stream
+from kawa.streaming.engine import StreamEngine
 from kawa.streaming.errors import StreamError
 from kawa.streaming.fields import Field
 from kawa.streaming.match import Match
@@ -12,6 +13,7 @@ from kawa.streaming.view import StreamView
 __all__ = [
     "Field",
     "Match",
+    "StreamEngine",
     "StreamError",
     "StreamFeature",
     "StreamView",

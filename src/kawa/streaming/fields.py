@@ -87,8 +87,8 @@ class Field:
         self.parts = parts
         self.kind = TYPED.get(path, JSON)
         self.raw: Getter = _raw_getter(parts, self.kind)
-        self.value: Getter = _value_getter(self.raw, self.kind)
-        self.number: Getter = _number_getter(self.raw, self.kind)
+        self.value: Getter = _value_getter(parts, self.kind)
+        self.number: Getter = _number_getter(parts, self.kind)
 
     def __repr__(self) -> str:
         return f"Field({self.path!r})"
@@ -146,58 +146,48 @@ def _kind_name(kind: str) -> str:
     return {TEXT: "text", ID: "text", DOUBLE: "number", BIGINT: "integer"}.get(kind, "JSON")
 
 
+# How a value `v` read at a path becomes a reading (Python statements ending in a return).
+COERCE: dict[str, str] = {
+    "raw": "return v",
+    TEXT: "return v if type(v) is str else None",
+    # The collector takes ids as strings or integers; the lake keeps them as text.
+    ID: "t = type(v)\nif t is str: return v\nreturn str(v) if t is int else None",
+    DOUBLE: "t = type(v)\nif t is float: return v\nreturn float(v) if t is int else None",
+    BIGINT: "return v if type(v) is int else None",
+    "bigint_number": "return float(v) if type(v) is int else None",
+    "json_value": "if type(v) is str: return v\nreturn None if v is None else json_text(v)",
+    "none": "return None",
+}
+
+
+def access_source(parts: tuple[str, ...]) -> list[str]:
+    """Python lines that leave the value at `parts` of event `e` in `v` (None when absent)."""
+    return [f"v = e.get({parts[0]!r})"] + [
+        f"v = v.get({p!r}) if type(v) is dict else None" for p in parts[1:]
+    ]
+
+
+def compile_getter(parts: tuple[str, ...], coerce: str) -> Getter:
+    """One generated function that reads `parts` and applies COERCE[`coerce`]: no nested calls per event."""
+    body = access_source(parts) + COERCE[coerce].split("\n")
+    source = "def get(e):\n" + "".join(f"    {line}\n" for line in body)
+    namespace: dict[str, Any] = {"json_text": json_text}
+    exec(source, namespace)  # parts are checked plain names, written as literals with repr
+    return namespace["get"]  # type: ignore[no-any-return]
+
+
 def _raw_getter(parts: tuple[str, ...], kind: str) -> Getter:
     """The value at `parts`, coerced to the column type for typed columns (None when it has another)."""
-    if len(parts) == 1:
-        name = parts[0]
-
-        def top(event: dict[str, Any]) -> Any:
-            return event.get(name)
-
-        get = top
-    elif len(parts) == 2:
-        outer, inner = parts
-
-        def nested(event: dict[str, Any]) -> Any:
-            d = event.get(outer)
-            return d.get(inner) if type(d) is dict else None
-
-        get = nested
-    else:
-
-        def deep(event: dict[str, Any]) -> Any:
-            d: Any = event
-            for p in parts:
-                if type(d) is not dict:
-                    return None
-                d = d.get(p)
-            return d
-
-        get = deep
-    if kind == JSON:
-        return get
-    if kind == TEXT:
-        return lambda e: v if type(v := get(e)) is str else None
-    if kind == ID:
-        # The collector takes ids as strings or integers; the lake keeps them as text.
-        return lambda e: v if type(v := get(e)) is str else (str(v) if type(v) is int else None)
-    if kind == DOUBLE:
-        return lambda e: float(v) if type(v := get(e)) is float or type(v) is int else None
-    return lambda e: v if type(v := get(e)) is int else None
+    return compile_getter(parts, "raw" if kind == JSON else kind)
 
 
-def _value_getter(raw: Getter, kind: str) -> Getter:
-    return raw if kind != JSON else lambda e: json_text(raw(e))
+def _value_getter(parts: tuple[str, ...], kind: str) -> Getter:
+    return compile_getter(parts, "json_value" if kind == JSON else kind)
 
 
-def _number_getter(raw: Getter, kind: str) -> Getter:
-    if kind == DOUBLE:
-        return raw
-    if kind == BIGINT:
-        return lambda e: None if (v := raw(e)) is None else float(v)
-    if kind != JSON:
-        return lambda e: None
-    return lambda e: float(v) if type(v := raw(e)) is float or type(v) is int else None
+def _number_getter(parts: tuple[str, ...], kind: str) -> Getter:
+    coerce = {DOUBLE: DOUBLE, BIGINT: "bigint_number", JSON: DOUBLE}.get(kind, "none")
+    return compile_getter(parts, coerce)
 
 
 def json_text(v: Any) -> str | None:

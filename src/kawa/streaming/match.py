@@ -14,22 +14,16 @@ The same spec gives `test(event)` (online, compiled to closures) and `sql()` (of
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kawa.streaming.errors import StreamError
-from kawa.streaming.fields import BIGINT, DOUBLE, ID, JSON, TEXT, Field
+from kawa.streaming.fields import BIGINT, DOUBLE, ID, JSON, TEXT, Field, access_source
 
 Test = Callable[[dict[str, Any]], bool]
 
 OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "glob", "exists")
 _SQL_CMP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-_PY_CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
-}
 
 
 def _is_number(v: object) -> bool:
@@ -77,13 +71,35 @@ def glob_regex(pattern: str) -> str:
 
 
 class _Cond:
-    """One operator on one field: its online test and its SQL."""
+    """One operator on one field: a Python expression over the field's value `v`, and its SQL."""
 
-    __slots__ = ("sql", "test")
+    __slots__ = ("expr", "sql")
 
-    def __init__(self, test: Test, sql: str) -> None:
-        self.test = test
+    def __init__(self, expr: str, sql: str) -> None:
+        self.expr = expr
         self.sql = sql
+
+
+class _Consts:
+    """Constants the generated test refers to by name (sets, patterns, numbers)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> str:
+        name = f"_k{len(self.values)}"
+        self.values[name] = value
+        return name
+
+
+# Python lines that turn the value `v` read at a typed column into the column's type (None otherwise).
+_COERCE = {
+    TEXT: ["if type(v) is not str: v = None"],
+    ID: ["if type(v) is int: v = str(v)", "elif type(v) is not str: v = None"],
+    DOUBLE: ["if type(v) is int: v = float(v)", "elif type(v) is not float: v = None"],
+    BIGINT: ["if type(v) is not int: v = None"],
+    JSON: [],
+}
 
 
 class Match:
@@ -98,7 +114,7 @@ class Match:
     'TRUE'
     """
 
-    __slots__ = ("_conds", "spec", "test")
+    __slots__ = ("_conds", "source", "spec", "test")
 
     def __init__(self, spec: Mapping[str, Any] | None = None, *, where: str = "") -> None:
         at = f"{where}: " if where else ""
@@ -111,12 +127,21 @@ class Match:
             )
         self.spec: dict[str, Any] = dict(spec)
         self._conds: list[_Cond] = []
+        consts = _Consts()
+        lines = []
         for path, cond in self.spec.items():
             field = Field(path, where=where)
-            ops = _operators(cond, path, at)
-            for op, operand in ops.items():
-                self._conds.append(_compile(field, op, operand, at))
-        self.test: Test = _all([c.test for c in self._conds])
+            conds = [
+                _compile(field, op, operand, at, consts) for op, operand in _operators(cond, path, at).items()
+            ]
+            self._conds += conds
+            lines += access_source(field.parts) + _COERCE[field.kind]
+            lines.append(f"if not ({' and '.join(c.expr for c in conds)}): return False")
+        # One generated function per filter: no call per field or per condition on the hot path.
+        self.source = "def test(e):\n" + "".join(f"    {line}\n" for line in [*lines, "return True"])
+        namespace = dict(consts.values)
+        exec(self.source, namespace)  # field names are checked plain names; operands are constants
+        self.test: Test = namespace["test"]
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any] | Match | None, *, where: str = "") -> Match:
@@ -180,18 +205,18 @@ def _check_operand(field: Field, op: str, v: Any, at: str) -> Any:
     raise StreamError(f"{at}field {name!r}: {op} needs text, a number or true/false, not {v!r}")
 
 
-def _compile(field: Field, op: str, operand: Any, at: str) -> _Cond:
-    get = field.raw
+def _json_path(field: Field) -> str:
+    return f"'$.{'.'.join(field.parts)}'"
+
+
+def _compile(field: Field, op: str, operand: Any, at: str, k: _Consts) -> _Cond:
     present = f"({field.sql_raw()}) IS NOT NULL"
     if field.kind == JSON:
         present = f"coalesce({field.sql_json_type()} <> 'NULL', FALSE)"
     if op == "exists":
         if not isinstance(operand, bool):
             raise StreamError(f"{at}field {field.path!r}: exists takes true or false, not {operand!r}")
-        sql = present
-        if operand:
-            return _Cond(lambda e: get(e) is not None, sql)
-        return _Cond(lambda e: get(e) is None, f"NOT ({sql})")
+        return _Cond("v is not None", present) if operand else _Cond("v is None", f"NOT ({present})")
     if op in ("eq", "ne", "in"):
         if op == "in":
             if not isinstance(operand, list | tuple) or not operand:
@@ -199,30 +224,28 @@ def _compile(field: Field, op: str, operand: Any, at: str) -> _Cond:
             values = [_check_operand(field, op, v, at) for v in operand]
         else:
             values = [_check_operand(field, op, operand, at)]
-        eq = _equals(field, values)
+        eq = _equals(field, values, k)
         if op != "ne":
             return eq
-        eq_test = eq.test
-        return _Cond(lambda e: get(e) is not None and not eq_test(e), f"({present} AND NOT ({eq.sql}))")
+        return _Cond(f"(v is not None and not ({eq.expr}))", f"({present} AND NOT ({eq.sql}))")
     if op in _SQL_CMP:
         v = _check_operand(field, op, operand, at)
         if isinstance(v, bool):
             raise StreamError(f"{at}field {field.path!r}: {op} needs text or a number, not {v!r}")
-        return _compare(field, op, v)
+        return _compare(field, op, v, at, k)
     if op == "glob":
         if not isinstance(operand, str) or field.kind in (DOUBLE, BIGINT):
             raise StreamError(f"{at}field {field.path!r}: glob needs a text field and a text pattern")
         rx = glob_regex(operand)
-        full = re.compile(rx).fullmatch
-        text = _text_of(field)
+        full = k(re.compile(rx).fullmatch)
         if field.kind == JSON:
             return _Cond(
-                lambda e: type(s := get(e)) is str and full(s) is not None,
-                f"({text} AND regexp_full_match(json_extract_string(properties, "
-                f"'$.{'.'.join(field.parts)}'), {_sql_text(rx)}))",
+                f"(type(v) is str and {full}(v) is not None)",
+                f"({_text_of(field)} AND regexp_full_match(json_extract_string(properties, "
+                f"{_json_path(field)}), {_sql_text(rx)}))",
             )
         return _Cond(
-            lambda e: (s := get(e)) is not None and full(s) is not None,
+            f"(v is not None and {full}(v) is not None)",
             f"regexp_full_match({field.sql_raw()}, {_sql_text(rx)})",
         )
     raise AssertionError(op)
@@ -236,88 +259,63 @@ def _number_of(field: Field) -> str:
     return f"({field.sql_json_type()} IN ('BIGINT', 'UBIGINT', 'DOUBLE'))"
 
 
-def _equals(field: Field, values: list[Any]) -> _Cond:
+def _equals(field: Field, values: list[Any], k: _Consts) -> _Cond:
     """Equality with any of `values` (already of the field's type)."""
-    get = field.raw
     if field.kind != JSON:
         col = field.sql_raw()
         if field.kind in (DOUBLE, BIGINT):
-            fs = frozenset(values)
             sql = " OR ".join(f"CAST({col} AS DOUBLE) = {_sql_double(v)}" for v in values)
             if field.kind == DOUBLE:
-                return _Cond(lambda e: get(e) in fs, f"({sql})")
-            return _Cond(lambda e: (v := get(e)) is not None and float(v) in fs, f"({sql})")
-        texts = frozenset(values)
+                return _Cond(f"v in {k(frozenset(values))}", f"({sql})")
+            return _Cond(f"(v is not None and float(v) in {k(frozenset(values))})", f"({sql})")
         if len(values) == 1:
-            only = values[0]
-            return _Cond(lambda e: get(e) == only, f"{col} = {_sql_text(only)}")
-        return _Cond(lambda e: get(e) in texts, f"{col} IN ({', '.join(_sql_text(v) for v in values)})")
-    jp = f"'$.{'.'.join(field.parts)}'"
+            return _Cond(f"v == {k(values[0])}", f"{col} = {_sql_text(values[0])}")
+        listed = ", ".join(_sql_text(v) for v in values)
+        return _Cond(f"v in {k(frozenset(values))}", f"{col} IN ({listed})")
+    jp = _json_path(field)
     strs = frozenset(v for v in values if isinstance(v, str))
     nums = frozenset(v for v in values if isinstance(v, float))
     bools = frozenset(v for v in values if isinstance(v, bool))
-    parts = []
+    exprs, parts = [], []
     if strs:
+        exprs.append(f"(type(v) is str and v in {k(strs)})")
         listed = ", ".join(_sql_text(s) for s in sorted(strs))
         parts.append(f"({_text_of(field)} AND json_extract_string(properties, {jp}) IN ({listed}))")
     if nums:
+        exprs.append(f"((type(v) is int or type(v) is float) and float(v) in {k(nums)})")
         listed = ", ".join(_sql_double(x) for x in sorted(nums))
         parts.append(
             f"({_number_of(field)} AND TRY_CAST(json_extract(properties, {jp}) AS DOUBLE) IN ({listed}))"
         )
     if bools:
+        exprs.append(f"(type(v) is bool and v in {k(bools)})")
         listed = ", ".join("'true'" if b else "'false'" for b in sorted(bools))
         parts.append(
             f"({field.sql_json_type()} = 'BOOLEAN' AND json_extract_string(properties, {jp}) IN ({listed}))"
         )
-
-    def test(e: dict[str, Any]) -> bool:
-        v = get(e)
-        t = type(v)
-        if t is str:
-            return v in strs
-        if t is int or t is float:
-            return float(v) in nums
-        if t is bool:
-            return v in bools
-        return False
-
-    return _Cond(test, "(" + " OR ".join(parts) + ")")
+    return _Cond("(" + " or ".join(exprs) + ")", "(" + " OR ".join(parts) + ")")
 
 
-def _compare(field: Field, op: str, v: str | float) -> _Cond:
-    get = field.raw
-    py = _PY_CMP[op]
+def _compare(field: Field, op: str, v: str | float, at: str, k: _Consts) -> _Cond:
+    py = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
     sym = _SQL_CMP[op]
     if isinstance(v, str):
         if field.kind in (DOUBLE, BIGINT):
-            raise StreamError(f"field {field.path!r} is a number; {op} needs a number, not {v!r}")
+            raise StreamError(f"{at}field {field.path!r} is a number; {op} needs a number, not {v!r}")
         if field.kind == JSON:
-            jp = f"'$.{'.'.join(field.parts)}'"
-            sql = f"({_text_of(field)} AND json_extract_string(properties, {jp}) {sym} {_sql_text(v)})"
-        else:
-            sql = f"{field.sql_raw()} {sym} {_sql_text(v)}"
-        return _Cond(lambda e: type(x := get(e)) is str and py(x, v), sql)
+            text = f"json_extract_string(properties, {_json_path(field)})"
+            sql = f"({_text_of(field)} AND {text} {sym} {_sql_text(v)})"
+            return _Cond(f"(type(v) is str and v {py} {k(v)})", sql)
+        return _Cond(f"(v is not None and v {py} {k(v)})", f"{field.sql_raw()} {sym} {_sql_text(v)}")
     if field.kind in (TEXT, ID):
-        raise StreamError(f"field {field.path!r} is text; {op} needs text, not {v!r}")
+        raise StreamError(f"{at}field {field.path!r} is text; {op} needs text, not {v!r}")
     if field.kind == JSON:
-        jp = f"'$.{'.'.join(field.parts)}'"
         sql = (
-            f"({_number_of(field)} AND TRY_CAST(json_extract(properties, {jp}) AS DOUBLE) "
+            f"({_number_of(field)} AND TRY_CAST(json_extract(properties, {_json_path(field)}) AS DOUBLE) "
             f"{sym} {_sql_double(v)})"
         )
-    else:
-        sql = f"CAST({field.sql_raw()} AS DOUBLE) {sym} {_sql_double(v)}"
-    return _Cond(lambda e: (type(x := get(e)) is int or type(x) is float) and py(float(x), v), sql)
-
-
-def _all(tests: Sequence[Test]) -> Test:
-    """One test that holds when all of `tests` hold; unrolled for the common short cases."""
-    if not tests:
-        return lambda e: True
-    if len(tests) == 1:
-        return tests[0]
-    if len(tests) == 2:
-        a, b = tests
-        return lambda e: a(e) and b(e)
-    return lambda e: all(t(e) for t in tests)
+        return _Cond(f"((type(v) is int or type(v) is float) and float(v) {py} {k(v)})", sql)
+    return _Cond(
+        f"(v is not None and float(v) {py} {k(v)})",
+        f"CAST({field.sql_raw()} AS DOUBLE) {sym} {_sql_double(v)}",
+    )
