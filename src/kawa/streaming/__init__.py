@@ -7,6 +7,7 @@ from kawa.streaming.engine import StreamEngine
 from kawa.streaming.errors import StreamError
 from kawa.streaming.fields import Field
 from kawa.streaming.match import Match
+from kawa.streaming.offline import event_points, stream_features_at
 from kawa.streaming.spec import StreamFeature, parse_window
 from kawa.streaming.view import StreamView
 
@@ -17,6 +18,8 @@ __all__ = [
     "StreamError",
     "StreamFeature",
     "StreamView",
+    "event_points",
     "parse_window",
     "stream",
+    "stream_features_at",
 ]
