@@ -14,6 +14,7 @@ from __future__ import annotations
 from kawa.models.bundle import Bundle, Prediction
 from kawa.models.errors import BundleError, ModelNotFoundError, RowError
 from kawa.models.flavors import Flavor, Hints, register_flavor
+from kawa.models.flavors.torch import SequenceCNN
 from kawa.models.records import ModelSummary, ModelVersion
 from kawa.models.registry import Registry
 
@@ -28,5 +29,6 @@ __all__ = [
     "Prediction",
     "Registry",
     "RowError",
+    "SequenceCNN",
     "register_flavor",
 ]

@@ -80,6 +80,7 @@ class Bundle:
         scale: bool | None = None,
         max_categories: int = 100,
         min_frequency: int = 1,
+        sequence_length: int | None = None,
         flavor: str | None = None,
     ) -> Bundle:
         """Learn the preprocessing from `table`, then fit a copy of `estimator` on it.
@@ -88,6 +89,8 @@ class Bundle:
         type says otherwise (e.g. an integer zip code is "categorical"). `encoding` and `scale`
         default to what suits the estimator (ordinal codes and no scaling for trees).
         `unknown="error"` makes a category unseen in training a RowError instead of "missing".
+        A list-of-strings column (kind "sequence") keeps its last `sequence_length` tokens (default:
+        the longest training list, up to 50), as token ids for sequence models, else as token counts.
         """
         data = as_arrow(table)
         if label not in data.column_names:
@@ -105,6 +108,8 @@ class Bundle:
             raise BundleError(f"the label {label!r} cannot also be a feature")
         if unknown not in ("missing", "error"):
             raise BundleError(f"unknown={unknown!r}: use 'missing' (the default) or 'error'")
+        if sequence_length is not None and (type(sequence_length) is not int or sequence_length < 1):
+            raise BundleError(f"sequence_length={sequence_length!r}: use a whole number of tokens, 1 or more")
         hints = flavor_cls.hints(estimator)
         options: dict[str, Any] = {
             "encoding": encoding or hints.encoding,
@@ -112,6 +117,8 @@ class Bundle:
             "unknown": unknown,
             "max_categories": max_categories,
             "min_frequency": min_frequency,
+            "sequences": hints.sequences,
+            "sequence_length": sequence_length,
         }
         preprocessor = Preprocessor.learn(data, features=names, kinds=kinds, **options)
         y_column = _labels(data.column(label))
@@ -132,9 +139,11 @@ class Bundle:
                 y = NumericColumn.floats(label, y_column)
             except RowError as exc:
                 raise BundleError(f"a regression label {exc.problem}") from None
+        # Only flavors that asked for token ids get their layout, so older flavors keep their signature.
+        sequences = {"sequences": slots} if (slots := preprocessor.sequence_slots) else {}
         fitted = flavor_cls.fit(
             estimator, preprocessor.transform_table(data), y, task=task, n_classes=len(classes),
-            ordinal=preprocessor.ordinal_slots,
+            ordinal=preprocessor.ordinal_slots, **sequences,
         )  # fmt: skip
         return cls(preprocessor, fitted, task=task, label=label, classes=classes, options=options)
 

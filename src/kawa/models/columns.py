@@ -1,5 +1,5 @@
 """Input columns: how one human-readable field becomes numbers, learned from the training table.
-Date-times live in `dates.py`.
+Date-times live in `dates.py`, lists of strings (sequences) in `sequences.py`.
 
 Each column encodes a whole Arrow column at once (`encode_array`, for batch prediction) and one JSON
 value (`encode_value`, for the single-row path); both write into the same slots of a float64 matrix
@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 
 from kawa.models.errors import BundleError, RowError
 
-Kind = Literal["numeric", "categorical", "boolean", "datetime"]
-KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean", "datetime")
+Kind = Literal["numeric", "categorical", "boolean", "datetime", "sequence"]
+KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean", "datetime", "sequence")
 Encoding = Literal["onehot", "ordinal"]
 Unknown = Literal["missing", "error"]
 
@@ -37,10 +37,20 @@ def infer_kind(name: str, type_: pa.DataType) -> Kind:
         return "categorical"
     if pa.types.is_timestamp(type_) or pa.types.is_date(type_):
         return "datetime"
+    if is_sequence_type(type_):
+        return "sequence"
     raise BundleError(
         f"column {name!r} has type {type_}, which kawa cannot encode; declare its kind "
         f"(kinds={{{name!r}: 'categorical'}}) or leave it out (features=[...])"
     )
+
+
+def is_sequence_type(type_: pa.DataType) -> bool:
+    """Whether an Arrow type holds lists of strings (the "sequence" kind)."""
+    if not (pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_)):
+        return False
+    value = type_.value_type
+    return pa.types.is_string(value) or pa.types.is_large_string(value) or pa.types.is_null(value)
 
 
 class Fill:

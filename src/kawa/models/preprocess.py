@@ -23,6 +23,7 @@ from kawa.models.columns import (
 )
 from kawa.models.dates import DatetimeColumn
 from kawa.models.errors import BundleError, RowError
+from kawa.models.sequences import SequenceColumn, SequenceEncoding
 
 TableLike = Any  # a pyarrow Table or RecordBatch, or a pandas DataFrame
 
@@ -63,8 +64,14 @@ class Preprocessor:
         unknown: Unknown = "missing",
         max_categories: int = 100,
         min_frequency: int = 1,
+        sequences: SequenceEncoding = "counts",
+        sequence_length: int | None = None,
     ) -> Preprocessor:
-        """Learn each feature's encoding from `table`; kinds not given are inferred from Arrow types."""
+        """Learn each feature's encoding from `table`; kinds not given are inferred from Arrow types.
+
+        `max_categories` and `min_frequency` also bound a sequence's vocabulary; `sequences` says
+        whether lists become token ids (sequence models) or token counts (any other estimator).
+        """
         kinds = dict(kinds or {})
         for name, kind in kinds.items():
             if kind not in KINDS:
@@ -82,6 +89,17 @@ class Preprocessor:
                     columns.append(BooleanColumn.learn(name, array, scale=False))
                 elif kind == "datetime":
                     columns.append(DatetimeColumn.learn(name, array, scale=scale))
+                elif kind == "sequence":
+                    columns.append(
+                        SequenceColumn.learn(
+                            name,
+                            array,
+                            encoding=sequences,
+                            length=sequence_length,
+                            max_tokens=max_categories,
+                            min_frequency=min_frequency,
+                        )
+                    )
                 else:
                     columns.append(
                         CategoricalColumn.learn(
@@ -108,6 +126,15 @@ class Preprocessor:
             offset
             for column, offset in self._plan
             if isinstance(column, CategoricalColumn) and column.encoding == "ordinal"
+        ]
+
+    @property
+    def sequence_slots(self) -> list[tuple[int, int, int]]:
+        """(offset, length, vocabulary size) of each sequence coded as token ids, for sequence models."""
+        return [
+            (offset, column.length, column.vocabulary_size)
+            for column, offset in self._plan
+            if isinstance(column, SequenceColumn) and column.encoding == "ids"
         ]
 
     def transform_table(self, table: pa.Table) -> np.ndarray:
@@ -183,6 +210,13 @@ def column_from_json(data: dict[str, Any]) -> Column:
             if len(fills) != len(DatetimeColumn.PARTS):
                 raise ValueError("wrong number of date parts")
             return DatetimeColumn(name, fills, bool(data["indicator"]))
+        if kind == "sequence":
+            tokens, length = list(data["tokens"]), data["length"]
+            if data["encoding"] not in ("ids", "counts") or type(length) is not int or length < 1:
+                raise ValueError("bad encoding or length")
+            if not all(type(t) is str for t in tokens):
+                raise ValueError("tokens must be strings")
+            return SequenceColumn(name, tokens, length, data["encoding"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"malformed column in bundle.json ({exc}): {str(data)[:200]}") from None
     raise BundleError(f"unknown column kind {kind!r} in bundle.json; expected one of {', '.join(KINDS)}")

@@ -1,11 +1,13 @@
 """Flavors: how a bundle fits, saves, loads and calls one ML framework's estimators.
 
 A flavor is the only framework-specific part of a bundle. kawa ships `sklearn` (any scikit-learn
-classifier or regressor, saved with skops) and `lightgbm` (LGBMClassifier / LGBMRegressor, saved as
-LightGBM's text model). Another framework plugs in by subclassing `Flavor` and either calling
-`register_flavor(MyFlavor)` or advertising it as an entry point in the `kawa.flavors` group; see
-docs/models.md. A bundle names its flavor, and loading looks the name up only among flavors installed
-in this Python environment: the artifact is data, the code that reads it is yours.
+classifier or regressor, saved with skops), `lightgbm` (LGBMClassifier / LGBMRegressor, saved as
+LightGBM's text model) and `torch` (`SequenceCNN`, a small PyTorch network over token sequences, saved
+as numpy arrays; PyTorch is needed to train it only: `pip install 'kawa[torch]'`). Another framework
+plugs in by subclassing `Flavor` and either calling `register_flavor(MyFlavor)` or advertising it as
+an entry point in the `kawa.flavors` group; see docs/models.md. A bundle names its flavor, and loading
+looks the name up only among flavors installed in this Python environment: the artifact is data, the
+code that reads it is yours.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ ENTRY_POINT_GROUP = "kawa.flavors"
 BUILTIN: dict[str, tuple[str, str]] = {
     "lightgbm": ("kawa.models.flavors.lightgbm", "LightGBMFlavor"),
     "sklearn": ("kawa.models.flavors.sklearn", "SklearnFlavor"),
+    "torch": ("kawa.models.flavors.torch", "TorchFlavor"),
 }
 
 
@@ -33,6 +36,9 @@ class Hints(NamedTuple):
 
     encoding: Literal["onehot", "ordinal"]  # ordinal codes suit trees; one-hot suits linear models
     scale: bool  # standardise numbers (linear models, neural nets) or not (trees)
+    # Lists of strings as token counts (a bag of tokens, for any estimator) or as token ids (for
+    # sequence models, which then get `sequences=[(offset, length, vocabulary size), ...]` in `fit`).
+    sequences: Literal["ids", "counts"] = "counts"
 
 
 class Flavor(ABC):
@@ -74,7 +80,8 @@ class Flavor(ABC):
         ordinal: Sequence[int],
     ) -> Self:
         """Fit a copy of `estimator`; `y` holds class numbers 0..n_classes-1 or values, `ordinal` the
-        positions of ordinal-coded categorical features (-1 means missing)."""
+        positions of ordinal-coded categorical features (-1 means missing). A flavor whose hints ask for
+        `sequences="ids"` also gets `sequences=`, where the feature matrix holds token ids."""
 
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -131,13 +138,13 @@ def get_flavor(name: str) -> type[Flavor]:
 
 
 def flavor_for(estimator: object) -> type[Flavor]:
-    """The flavor for `estimator`: registered and plug-in flavors first, then LightGBM, then sklearn."""
+    """The flavor for `estimator`: registered and plug-in flavors first, then torch, LightGBM, sklearn."""
     plugins = [
         n
         for n in (*_registered, *(p.name for p in entry_points(group=ENTRY_POINT_GROUP)))
         if n not in BUILTIN
     ]
-    for name in [*dict.fromkeys(plugins), "lightgbm", "sklearn"]:
+    for name in [*dict.fromkeys(plugins), "torch", "lightgbm", "sklearn"]:
         try:
             flavor = get_flavor(name)
         except ImportError:
@@ -146,7 +153,8 @@ def flavor_for(estimator: object) -> type[Flavor]:
             return flavor
     raise TypeError(
         f"no model flavor accepts a {type(estimator).__module__}.{type(estimator).__name__}; use a "
-        "scikit-learn or LightGBM estimator, or plug in a flavor for its framework (docs/models.md)"
+        "scikit-learn or LightGBM estimator, kawa's SequenceCNN, or plug in a flavor for its framework "
+        "(docs/models.md)"
     )
 
 
