@@ -21,7 +21,7 @@ def test_stored_predictions_are_served_to_read_keys_of_their_project(server: Ser
     read = {"Authorization": f"Bearer {server.keys['read_key']}"}
     r = httpx.get(server.url + "/v1/predictions/loyalty/u4", headers=read)
     assert r.status_code == 200, r.text
-    assert r.json() == {"score": 0.4, "model_version": 3, "computed_at": stamp}
+    assert r.json() == {"score": 0.4, "model_version": 3, "computed_at": stamp, "source": "batch"}
     assert httpx.get(server.url + "/v1/predictions/loyalty/nobody", headers=read).status_code == 404
     assert httpx.get(server.url + "/v1/predictions/other/u4", headers=read).status_code == 404
     admin = {"Authorization": f"Bearer {server.keys['admin_key']}"}

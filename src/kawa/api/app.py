@@ -8,15 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kawa import __version__
-from kawa.api import ingest, models, predictions, segment, warehouse
+from kawa.api import ingest, models, predictions, segment, triggers, warehouse
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
 from kawa.models import Registry
 from kawa.runtime import Runtime
 from kawa.serving.store import PredictionStore
+from kawa.triggers.metrics import TriggerMetrics
 from kawa.warehouse import SQLError
 
 
@@ -29,7 +30,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.state.collector = Collector(runtime.event_log, runtime.config.ingest)
         app.state.predictions = PredictionStore(runtime.online)
         app.state.registry = Registry.from_runtime(runtime)
+        trigger_metrics = TriggerMetrics(runtime.online, runtime.event_log.end_offset)
+        REGISTRY.register(trigger_metrics)
         yield
+        REGISTRY.unregister(trigger_metrics)
         runtime.close()
 
     app = FastAPI(
@@ -44,6 +48,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(warehouse.router)
     app.include_router(predictions.router)
     app.include_router(models.router)
+    app.include_router(triggers.router)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
     async def healthz() -> dict[str, object]:

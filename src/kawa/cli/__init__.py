@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kawa.cli import demo, features, models, pipelines, predict, project, serve, warehouse
+from kawa.cli import demo, features, models, pipelines, predict, project, serve, triggers, warehouse
 
 app = typer.Typer(
     name="kawa",
@@ -21,6 +21,7 @@ pipelines.register(app)
 models.register(app)
 predict.register(app)
 features.register(app)
+triggers.register(app)
 
 
 def main() -> None:

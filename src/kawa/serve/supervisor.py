@@ -17,7 +17,9 @@ import httpx
 from kawa.config import Config
 from kawa.serve.worker import heartbeat_path
 
-PARTS = ("api", "lake")
+PARTS = ("api", "lake", "triggers")
+# Parts that say they are alive by touching a heartbeat file at least this often.
+HEARTBEAT_S = 5.0
 
 
 @dataclass
@@ -47,7 +49,7 @@ class Supervisor:
 
     def say(self, part: str, line: str) -> None:
         with self._print_lock:
-            print(f"[{part:<5}] {line}", file=self.out, flush=True)
+            print(f"[{part:<8}] {line}", file=self.out, flush=True)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -81,11 +83,12 @@ class Supervisor:
             status["api"] = httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             status["api"] = False
-        beat = heartbeat_path(self.config.state_path, "lake")
-        try:
-            status["lake"] = time.time() - float(beat.read_text().split()[0]) < 5.0
-        except (OSError, ValueError, IndexError):
-            status["lake"] = False
+        for part in PARTS[1:]:
+            beat = heartbeat_path(self.config.state_path, part)
+            try:
+                status[part] = time.time() - float(beat.read_text().split()[0]) < HEARTBEAT_S
+            except (OSError, ValueError, IndexError):
+                status[part] = False
         return status
 
     def run(self) -> int:

@@ -1,4 +1,4 @@
-"""One part of `kawa serve`, run as its own process: `python -m kawa.serve.worker api|lake`."""
+"""One part of `kawa serve`, run as its own process: `python -m kawa.serve.worker api|lake|triggers`."""
 
 from __future__ import annotations
 
@@ -70,7 +70,74 @@ def run_lake() -> None:
         beat.unlink(missing_ok=True)
 
 
-PARTS = {"api": run_api, "lake": run_lake}
+def run_triggers() -> None:
+    from kawa.models import Registry
+    from kawa.stores.eventlog import open_event_log
+    from kawa.stores.online import open_online_store
+    from kawa.triggers import load_triggers
+    from kawa.triggers.worker import TriggerWorker
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per delivered result is noise
+    config = load_config()
+    runtime = Runtime(config)
+    log = open_event_log(config.stores.event_log, runtime.state_path, writer=False)
+    # LMDB's durability flags belong to a process's handle. This one commits without fsync: a commit
+    # under ingest load waits ~3 ms for the disk, most of the real-time latency budget. A killed
+    # process loses nothing (committed pages are in the OS cache), and `checkpoint()` fsyncs every
+    # half second; see docs/triggers.md for what a power cut can do. Explicit options are honoured.
+    spec = "lmdb://?sync=false" if config.stores.online == "lmdb" else config.stores.online
+    online = open_online_store(spec, runtime.state_path)
+    registry = Registry(runtime.metadata, runtime.artifacts)
+    keys = config.projects.get(config.project)
+    worker = TriggerWorker(
+        project=config.project,
+        triggers=list(load_triggers(config).values()),
+        event_log=log,
+        online=online,
+        registry=registry,
+        api_url=f"http://{_connect_host(config.server.host)}:{config.server.port}",
+        write_key=keys.write_key if keys is not None else None,
+    )
+    worker.warm_up()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    beat = heartbeat_path(runtime.state_path, "triggers")
+    beat.parent.mkdir(parents=True, exist_ok=True)
+
+    def pulse() -> None:
+        while not stop.wait(0.5):
+            beat.write_text(f"{time.time()} {worker.offset}\n")
+            try:
+                worker.checkpoint()
+            except OSError:
+                logging.getLogger("kawa").exception("cannot store the trigger worker's log checkpoint")
+
+    beat.write_text(f"{time.time()} {worker.offset}\n")
+    threading.Thread(target=pulse, daemon=True).start()
+    # Models and project code loaded so far live as long as the process: keep them out of collections.
+    gc.freeze()
+    try:
+        worker.run(stop)
+    finally:
+        worker.checkpoint()
+        online.close()
+        registry.close()
+        log.close()
+        runtime.close()
+        beat.unlink(missing_ok=True)
+
+
+def _connect_host(host: str) -> str:
+    """Where this machine reaches a server listening on `host` (any-address binds mean loopback)."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+PARTS = {"api": run_api, "lake": run_lake, "triggers": run_triggers}
 
 
 def main(argv: list[str]) -> None:

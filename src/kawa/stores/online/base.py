@@ -74,6 +74,9 @@ class OnlineStore(ABC):
         raw = self.get(namespace, key)
         return None if raw is None else _json_decoder.decode(raw)
 
+    def sync(self) -> None:  # noqa: B027 - a no-op where every commit is durable already
+        """Make every write committed so far durable (for stores opened to commit without fsync)."""
+
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to release
         """Release files and connections."""
 

@@ -14,7 +14,8 @@ fsyncs the data but not the meta page (one fsync instead of two): a power cut ma
 commit, never corrupt the environment, and the next commit's fsync makes the one before it durable.
 With `sync=False` writes are much faster and a killed process still loses nothing committed (the
 pages are in the OS cache), but an OS crash or power cut can lose the last commits or corrupt the
-environment: use it only for data that can be rebuilt (materialise the features again). The flags
+environment: use it only for data that can be rebuilt (materialise the features again), and call
+`sync()` now and then to bound what a crash of the machine can take. The flags
 belong to a process's handle, so processes that share the environment may choose differently; in
 kawa.yaml they are URL options: `stores.online: "lmdb://?metasync=false"`.
 
@@ -153,6 +154,14 @@ class LmdbOnlineStore(OnlineStore):
 
     def drop_namespace(self, namespace: str) -> int:
         return self._write(partial(_drop_prefix, prefix=namespace_prefix(namespace)))
+
+    def sync(self) -> None:
+        self._check_fork()
+        ident = self._gate.enter()
+        try:
+            self._env.sync(True)
+        finally:
+            self._gate.leave(ident)
 
     def close(self) -> None:
         self._gate.exclusive(self._env.close)
