@@ -18,7 +18,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from kawa.models import Bundle, BundleError, RowError, SequenceCNN
-from kawa.models.flavors._torch_train import load_module, split
+from kawa.models.flavors._torch_train import split
 from kawa.models.flavors.torch import TorchFlavor
 from kawa.stores.artifacts import ArtifactStore
 
@@ -86,7 +86,8 @@ def test_numpy_serving_matches_the_torch_module(cnn: Bundle, holdout: pa.Table) 
     flavor = cnn.flavor
     assert isinstance(flavor, TorchFlavor)
     X = cnn.preprocessor.transform_table(holdout)
-    module = load_module(flavor.net.arch, flavor.net.weights)
+    module = flavor.to_torch()
+    assert isinstance(module, torch.nn.Module) and not module.training
     with torch.inference_mode():
         expected = torch.sigmoid(module(*split(flavor.net.arch, X))[:, 0]).double().numpy()
     np.testing.assert_allclose(cnn.predict_table(holdout), expected, atol=2e-6)

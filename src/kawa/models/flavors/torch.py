@@ -149,7 +149,7 @@ class TorchFlavor(Flavor):
         if not isinstance(estimator, SequenceCNN):
             raise BundleError(f"the torch flavor trains a SequenceCNN, not a {type(estimator).__name__}")
         settings = _settings(estimator)
-        trainer = _trainer()
+        trainer = _trainer("training a SequenceCNN")
         outputs = n_classes if task == "classification" and n_classes > 2 else 1
         arch = architecture(sequences, X.shape[1], settings, outputs)
         if arch.inputs == 0:
@@ -240,16 +240,20 @@ class TorchFlavor(Flavor):
     def params(self) -> dict[str, Any]:
         return {**self._params, "epoch_loss": [round(v, 6) for v in self.epoch_loss]}
 
+    def to_torch(self) -> Any:
+        """The network as a PyTorch module in eval mode (needs PyTorch), e.g. to export it to ONNX."""
+        return _trainer("building the PyTorch module").load_module(self.net.arch, self.net.weights)
 
-def _trainer() -> Any:
-    """The PyTorch training module; BundleError saying how to install PyTorch when it is missing."""
+
+def _trainer(purpose: str) -> Any:
+    """The PyTorch side of this flavor; BundleError saying how to install PyTorch when it is missing."""
     try:
         from kawa.models.flavors import _torch_train
     except ImportError as exc:
         if (exc.name or "").partition(".")[0] != "torch":
             raise
         raise BundleError(
-            f"training a SequenceCNN needs PyTorch, which is not installed: {INSTALL_HINT} "
+            f"{purpose} needs PyTorch, which is not installed: {INSTALL_HINT} "
             "(serving a trained one does not need it)"
         ) from exc
     return _torch_train
