@@ -73,7 +73,7 @@ def test_training_is_deterministic_and_leaves_torch_settings_alone(train: pa.Tab
     expected_draw = torch.rand(1)
     torch.manual_seed(123)
     threads = torch.get_num_threads()
-    again = Bundle.fit(train, label="bought", estimator=SequenceCNN(epochs=10, seed=3, threads=1))
+    again = Bundle.fit(train, label="bought", estimator=SequenceCNN(epochs=10, seed=3))
     assert torch.rand(1) == expected_draw  # the caller's random stream is untouched
     assert torch.get_num_threads() == threads
     assert not torch.are_deterministic_algorithms_enabled()
