@@ -20,13 +20,13 @@ from collections import deque
 from typing import Any
 
 SCALE = 1_000_000  # sums are exact integers of millionths
-_LO, _HI = -(2.0**127), 2.0**127  # what DuckDB's HUGEINT holds
+LO, HI = -(2.0**127), 2.0**127  # what DuckDB's HUGEINT holds
 
 
 def fixed(v: float) -> int | None:
     """`v` in millionths, rounded half up the same way the offline SQL does; None past HUGEINT."""
     y = v * 1e6 + 0.5
-    return math.floor(y) if _LO <= y < _HI else None
+    return math.floor(y) if LO <= y < HI else None
 
 
 def unfixed(total: int) -> float:
@@ -67,6 +67,14 @@ class Agg:
     def load(self, raw: Any) -> Any:
         return raw
 
+    def inline(self, i: int, v: str) -> list[str]:
+        """Source lines doing `st[i] = add{i}(st[i], t, v, now)` in the engine's generated update.
+
+        Classes write their usual case (the entity's newest event) out in full, which saves a call per
+        feature and event; anything else still calls `add{i}`. `v` is the value's expression.
+        """
+        return [f"st[{i}] = add{i}(st[{i}], t, {v}, now)"]
+
 
 class CountAll(Agg):
     __slots__ = ()
@@ -76,6 +84,9 @@ class CountAll(Agg):
 
     def add(self, st: int, t: int, v: Any, now: int) -> int:
         return st + 1
+
+    def inline(self, i: int, v: str) -> list[str]:
+        return [f"st[{i}] += 1"]
 
     def read(self, st: int, as_of: int) -> int:
         return st
@@ -116,6 +127,19 @@ class CountWindow(Agg):
             st.popleft()
         return st
 
+    def inline(self, i: int, v: str) -> list[str]:
+        # When t >= now, now == t, and t itself stays in the deque, so the loop stops before it.
+        return [
+            "if t >= now:",
+            f"    s = st[{i}]",
+            "    s.append(t)",
+            f"    b = t - {self.window}",
+            "    while s[0] <= b:",
+            "        s.popleft()",
+            "else:",
+            f"    st[{i}] = add{i}(st[{i}], t, {v}, now)",
+        ]
+
     def dump(self, st: deque[int]) -> list[int]:
         return list(st)
 
@@ -134,6 +158,9 @@ class SumAll(Agg):
     def add(self, st: int, t: int, v: float, now: int) -> int:
         x = fixed(v)
         return st if x is None else st + x
+
+    def inline(self, i: int, v: str) -> list[str]:
+        return [f"y = {v} * 1e6 + 0.5", "if LO <= y < HI:", f"    st[{i}] += floor(y)"]
 
     def read(self, st: int, as_of: int) -> float:
         return unfixed(st)
@@ -159,6 +186,22 @@ class SumWindow(Agg):
         st[0] += x
         self.prune(st, now)
         return st
+
+    def inline(self, i: int, v: str) -> list[str]:
+        return [
+            f"y = {v} * 1e6 + 0.5",
+            "if t >= now and LO <= y < HI:",
+            f"    s = st[{i}]",
+            "    x = floor(y)",
+            "    d = s[1]",
+            "    d.append((t, x))",
+            "    s[0] += x",
+            f"    b = t - {self.window}",
+            "    while d[0][0] <= b:",
+            "        s[0] -= d.popleft()[1]",
+            "else:",
+            f"    st[{i}] = add{i}(st[{i}], t, {v}, now)",
+        ]
 
     def prune(self, st: list[Any], now: int) -> list[Any]:
         dq = st[1]
@@ -205,6 +248,15 @@ class AvgAll(Agg):
     def read(self, st: list[int], as_of: int) -> float | None:
         return unfixed(st[0]) / st[1] if st[1] else None
 
+    def inline(self, i: int, v: str) -> list[str]:
+        return [
+            f"y = {v} * 1e6 + 0.5",
+            "if LO <= y < HI:",
+            f"    s = st[{i}]",
+            "    s[0] += floor(y)",
+            "    s[1] += 1",
+        ]
+
 
 class AvgWindow(SumWindow):
     __slots__ = ()
@@ -230,6 +282,9 @@ class Extreme(Agg):
 
     def read(self, st: float | None, as_of: int) -> float | None:
         return st
+
+    def inline(self, i: int, v: str) -> list[str]:
+        return [f"s = st[{i}]", f"if s is None or {v} {'<' if self.less else '>'} s:", f"    st[{i}] = {v}"]
 
 
 class ExtremeWindow(Agg):
@@ -345,6 +400,9 @@ class Last(Agg):
     def add(self, st: tuple[int, Any] | None, t: int, v: Any, now: int) -> tuple[int, Any] | None:
         return (t, v) if st is None or t >= st[0] else st
 
+    def inline(self, i: int, v: str) -> list[str]:
+        return [f"s = st[{i}]", "if s is None or t >= s[0]:", f"    st[{i}] = (t, {v})"]
+
     def read(self, st: tuple[int, Any] | None, as_of: int) -> Any:
         if st is None or (self.window is not None and st[0] <= as_of - self.window):
             return None
@@ -379,6 +437,14 @@ class LastN(Agg):
         st.insert(i, (t, v))
         return st
 
+    def inline(self, i: int, v: str) -> list[str]:
+        return [
+            "if t >= now:",
+            f"    st[{i}].append((t, {v}))",
+            "else:",
+            f"    st[{i}] = add{i}(st[{i}], t, {v}, now)",
+        ]
+
     def read(self, st: deque[tuple[int, Any]], as_of: int) -> list[Any]:
         if self.window is None:
             return [v for _, v in st]
@@ -406,6 +472,17 @@ class SecondsSince(Agg):
         if t == last or (before is not None and t <= before):
             return st
         return (last, t)
+
+    def inline(self, i: int, v: str) -> list[str]:
+        return [
+            f"s = st[{i}]",
+            "if s is None:",
+            f"    st[{i}] = (t, None)",
+            "elif t > s[0]:",
+            f"    st[{i}] = (t, s[0])",
+            "elif t != s[0]:",
+            f"    st[{i}] = add{i}(s, t, {v}, now)",
+        ]
 
     def read(self, st: tuple[int, int | None] | None, as_of: int) -> float | None:
         if st is None:

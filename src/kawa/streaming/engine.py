@@ -15,6 +15,7 @@ answered as of that latest event.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -46,7 +47,7 @@ def _reader(feature: StreamFeature) -> Getter | None:
 class _Plan:
     """A view compiled for the engine: one generated update function, and the view's states."""
 
-    __slots__ = ("aggs", "dirty", "fingerprint", "key_of", "names", "readers", "states", "update", "view")
+    __slots__ = ("aggs", "dirty", "fingerprint", "key_of", "names", "read", "states", "update", "view")
 
     def __init__(self, view: StreamView) -> None:
         self.view = view
@@ -54,9 +55,7 @@ class _Plan:
         self.fingerprint = view.fingerprint
         self.names = list(view.features)
         self.aggs = [_online.make(f.agg, f.window_us, f.n) for f in view.features.values()]
-        self.readers = tuple(
-            (i, name, agg) for i, (name, agg) in enumerate(zip(self.names, self.aggs, strict=True), 1)
-        )
+        self.read = _compile_read(self.names, self.aggs)
         self.update = _compile_update(view, self.aggs)
         self.states: OrderedDict[str, list[Any]] = OrderedDict()
         self.dirty: set[str] = set()
@@ -89,19 +88,19 @@ def _compile_update(
 
     State slot i (from 1) is feature i's; features sharing a filter sit under one `if`.
     """
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"floor": math.floor, "LO": _online.LO, "HI": _online.HI}
     groups: dict[Any, list[str]] = {}
     for slot, (f, agg) in enumerate(zip(view.features.values(), aggs, strict=True), start=1):
         namespace[f"add{slot}"] = agg.add
         read = _reader(f)
         if read is None:
-            lines = [f"st[{slot}] = add{slot}(st[{slot}], t, True, now)"]
+            lines = agg.inline(slot, "True")
         else:
             namespace[f"read{slot}"] = read
             lines = [
                 f"v = read{slot}(e)",
                 "if v is not None:",
-                f"    st[{slot}] = add{slot}(st[{slot}], t, v, now)",
+                *(f"    {line}" for line in agg.inline(slot, "v")),
             ]
         groups.setdefault(f.match, []).extend(lines)
     body = []
@@ -114,6 +113,14 @@ def _compile_update(
     source = "def update(e, t, st, now):\n" + "".join(f"    {line}\n" for line in body)
     exec(source, namespace)  # built from slot numbers only; the parts are functions in `namespace`
     return namespace["update"]  # type: ignore[no-any-return]
+
+
+def _compile_read(names: list[str], aggs: list[_online.Agg]) -> Callable[[list[Any], int], dict[str, Any]]:
+    """A generated `read(st, as_of)` returning {feature: value} as one dict display."""
+    namespace: dict[str, Any] = {f"read{i}": agg.read for i, agg in enumerate(aggs, start=1)}
+    items = ", ".join(f"{name!r}: read{i}(st[{i}], as_of)" for i, name in enumerate(names, start=1))
+    exec(f"def read(st, as_of):\n    return {{{items}}}\n", namespace)  # names are checked identifiers
+    return namespace["read"]  # type: ignore[no-any-return]
 
 
 class StreamEngine:
@@ -180,7 +187,7 @@ class StreamEngine:
             st = self._fetch(plan, key)
         latest = st[0]
         as_of = as_of_us if latest is None or as_of_us > latest else latest
-        return {name: agg.read(st[i], as_of) for i, name, agg in plan.readers}
+        return plan.read(st, as_of)
 
     def values_of(self, view_name: str, event: dict[str, Any], as_of_us: int) -> dict[str, Any] | None:
         """`values` for the entity `event` belongs to; None when the event lacks the view's key."""
