@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,17 @@ def test_demo_runs_the_whole_loop_and_learns(tmp_path: Path) -> None:
         assert scored == {"n": users, "users": users}
     finally:
         runtime.close()
+
+
+@pytest.mark.slow
+def test_demo_realtime_scores_every_replayed_view(tmp_path: Path) -> None:
+    args = ("demo", "--dir", "demo", "--users", "300", "--days", "21", "--seed", "5", "--no-train")
+    out = kawa(*args, "--realtime", "--sessions", "4", "--speed", "80", cwd=tmp_path).stdout
+    assert "purchase_intent (1-D CNN over the last 10 pages)" in out
+    landed = [line for line in out.splitlines() if "P(buy)=" in line]
+    summary = next(line for line in out.splitlines() if " predictions in " in line)
+    assert landed and summary.startswith(f"{len(landed)} predictions in ") and ", 0 missing" in summary
+    # The trigger worker's own count: every replayed view scored, none failed.
+    listed = kawa("triggers", "list", "--json", cwd=tmp_path / "demo").stdout
+    (intent,) = [t for t in json.loads(listed)["triggers"] if t["name"] == "intent_on_view"]
+    assert intent["scored"] == len(landed) and intent["errors"] == 0, intent

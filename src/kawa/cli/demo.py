@@ -13,6 +13,7 @@ from kawa.cli._common import console, fail
 
 if TYPE_CHECKING:
     from kawa.demo.run import IngestReport, LoopReport
+    from kawa.serve.local import LocalServer
 
 
 def demo(
@@ -28,10 +29,20 @@ def demo(
     train: Annotated[
         bool, typer.Option(help="Also run the loyalty pipeline: features, train, predict")
     ] = True,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime",
+            help="Then train the purchase-intent sequence model and replay fresh visits live, "
+            "printing each prediction as it lands (needs kawa[torch] to train)",
+        ),
+    ] = False,
+    sessions: Annotated[int, typer.Option(help="Visits the real-time replay sends")] = 12,
+    speed: Annotated[float, typer.Option(help="How many times faster than real life the replay runs")] = 20.0,
 ) -> None:
     """Generate a deterministic shop, send it through the HTTP collector, and show what landed."""
     from kawa.cli.project import init_project
-    from kawa.demo.run import PROJECT, ingest_demo, run_loyalty
+    from kawa.demo.run import PROJECT, has_events, ingest_demo, run_loyalty
     from kawa.demo.shop import ShopConfig
     from kawa.serve.local import LocalServer
 
@@ -49,6 +60,12 @@ def demo(
         url = server.url
     assert url is not None
     try:
+        if realtime and has_events(folder):
+            console.print(
+                "the demo shop is already in the lake; going on to the real-time part", highlight=False
+            )
+            _realtime(folder, url, server, sessions=sessions, speed=speed)
+            return
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -73,6 +90,8 @@ def demo(
             _print_loop(loop, folder, url)
             if loop.status != "succeeded":
                 raise typer.Exit(1)
+        if realtime:
+            _realtime(folder, url, server, sessions=sessions, speed=speed)
     finally:
         if server is not None:
             server.stop()
@@ -135,6 +154,79 @@ def _print_loop(loop: LoopReport, folder: Path, url: str) -> None:
         f"\nread predictions yourself: cd {folder} && kawa serve, then in another shell:\n"
         f"  curl -H 'Authorization: Bearer {loop.read_key}' http://127.0.0.1:8642/v1/predictions/loyalty/{user}\n"
         f"  kawa models show loyalty      # the input signature of POST /v1/models/loyalty/predict",
+        highlight=False,
+    )
+
+
+def _realtime(folder: Path, url: str, server: LocalServer | None, *, sessions: int, speed: float) -> None:
+    """Train the intent model, switch its trigger on, then replay fresh visits and print predictions."""
+    from kawa.config import load_config
+    from kawa.demo.realtime import Landed, replay
+    from kawa.demo.run import PROJECT, enable_intent, run_intent
+
+    keys = load_config(folder / "kawa.yaml").projects[PROJECT]
+    with console.status("training the purchase-intent sequence model (CNN over the session's pages) ..."):
+        report = run_intent(folder)
+    if report.status != "succeeded":
+        console.print(
+            f"[red]the intent pipeline {report.status}[/red] (run {report.run_id}):\n{report.error}"
+        )
+        raise typer.Exit(1)
+    m = report.metrics
+    nan = float("nan")
+    quality = Table("model", "holdout AUC", title="Will this visit buy? (scored on every page view)")
+    quality.add_row("purchase_intent (1-D CNN over the last 10 pages)", f"{m.get('auc', nan):.3f}")
+    quality.add_row("baseline: bag of pages (logistic regression)", f"{m.get('baseline_auc', nan):.3f}")
+    console.print(quality)
+    if report.version is None:
+        console.print(
+            "[red]the model did not beat the baseline, so it was not promoted; nothing to serve[/red]"
+        )
+        raise typer.Exit(1)
+    # The trigger goes into the project's code only now, so the history sent above is not scored, and the
+    # trigger worker reads the code when it starts: restart the server this command started.
+    enable_intent(folder)
+    if server is not None:
+        with console.status("restarting kawa serve with the intent_on_view trigger ..."):
+            server.stop()
+            server.start()
+    else:
+        console.print(
+            f"added the intent_on_view trigger to {folder}/pipelines.py; restart the server at {url} "
+            "if its trigger worker does not list it yet (kawa triggers list)",
+            highlight=False,
+        )
+    console.print(
+        f"replaying {sessions} fresh visits at {speed:g}x through POST /v1/events; "
+        "each view is scored by the intent_on_view trigger and read back with "
+        "GET /v1/predictions/purchase_intent/{session}:",
+        highlight=False,
+    )
+
+    def landed(hit: Landed) -> None:
+        if hit.score is None:
+            console.print(
+                f"  {hit.session_id:<22} view {hit.step:>2} {hit.page_type:<9} [red]no prediction[/red]"
+            )
+            return
+        bar = "#" * round(hit.score * 20)
+        ending = "buys" if hit.purchased else "leaves"
+        console.print(
+            f"  {hit.session_id:<22} view {hit.step:>2} {hit.page_type:<9} P(buy)={hit.score:.2f} "
+            f"{bar:<20} v{hit.version}  {hit.latency_ms:5.1f} ms   (this visit {ending})",
+            highlight=False,
+        )
+
+    result = replay(url, keys.write_key, keys.read_key, sessions=sessions, speed=speed, on_landed=landed)
+    console.print(
+        f"{len(result.landed)} predictions in {result.seconds:.1f}s, {result.missing} missing; "
+        f"event acknowledged -> prediction readable: p50 {result.latency(50):.1f} ms, "
+        f"p99 {result.latency(99):.1f} ms (includes this client's polling)",
+        highlight=False,
+    )
+    console.print(
+        f"last score of each visit: {result.mean_score(True):.2f} on average for visits that bought, "
+        f"{result.mean_score(False):.2f} for those that did not",
         highlight=False,
     )
 

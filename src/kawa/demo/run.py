@@ -201,3 +201,55 @@ def run_loyalty(folder: Path, url: str) -> LoopReport:
         return report
     finally:
         runtime.close()
+
+
+INTENT_IMPORT = "from kawa.templates.intent import intent, intent_on_view, session_pages  # noqa: F401\n"
+
+
+@dataclass
+class IntentReport:
+    """What the purchase-intent pipeline learned: the sequence model against its bag-of-pages baseline."""
+
+    run_id: str
+    status: str
+    error: str | None
+    metrics: dict[str, Any]
+    version: int | None
+
+
+def has_events(folder: Path) -> bool:
+    """Whether the demo project's lake already holds events (a replay can start without ingesting)."""
+    settings = load_config(folder / "kawa.yaml")
+    warehouse = Warehouse(settings.state_path / "lake", PROJECT)
+    if "events" not in warehouse.tables():
+        return False
+    return bool(warehouse.query("SELECT count(*) AS n FROM events").column("n")[0].as_py())
+
+
+def enable_intent(folder: Path) -> None:
+    """Add the purchase-intent pipeline, streaming view and trigger to the demo project's pipelines.py."""
+    path = folder / "pipelines.py"
+    text = path.read_text() if path.exists() else PIPELINES_PY
+    if INTENT_IMPORT not in text:
+        path.write_text(text.rstrip("\n") + "\n" + INTENT_IMPORT)
+
+
+def run_intent(folder: Path) -> IntentReport:
+    """Train the purchase-intent sequence model in the demo project; promoted if it beats the baseline."""
+    from kawa.models import Registry
+    from kawa.pipelines import run_pipeline
+    from kawa.runtime import Runtime
+    from kawa.templates.intent import MODEL, intent
+
+    runtime = Runtime(load_config(folder / "kawa.yaml"))
+    try:
+        record = run_pipeline(runtime, intent, experiment="demo", project=PROJECT)
+        version = None
+        if record.status == "succeeded":
+            try:
+                version = Registry.from_runtime(runtime).resolve(PROJECT, MODEL, "production")
+            except LookupError:
+                version = None
+        return IntentReport(record.run_id, record.status, record.error, dict(record.metrics), version)
+    finally:
+        runtime.close()
