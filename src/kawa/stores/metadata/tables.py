@@ -169,3 +169,54 @@ model_aliases = Table(
         ondelete="CASCADE",
     ),
 )
+
+# -- schedules: what the scheduler saw, which runs it claimed or skipped -----------------------------
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("project", String(64), ForeignKey("projects.name", ondelete="CASCADE"), primary_key=True),
+    Column("pipeline", String(128), primary_key=True),
+    Column("spec", Text(), nullable=False),  # JSON: the schedule as declared (start, every/cron, zone, ...)
+    Column("fingerprint", String(64), nullable=False),  # sha256 of spec: a change is a new deployment
+    # active | refused (first run in the past when deployed) | removed (no longer declared)
+    Column("status", String(16), nullable=False),
+    Column("error", Text(), nullable=True),  # why a schedule was refused
+    Column("first_run", UtcDateTime(), nullable=True),
+    # The next logical date the scheduler has neither claimed nor skipped.
+    Column("cursor", UtcDateTime(), nullable=True),
+    Column("deployed_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    CheckConstraint("status IN ('active', 'refused', 'removed')", name="status"),
+)
+
+# One row per (pipeline, logical date) the scheduler or a backfill has taken: the primary key is the
+# claim that keeps a date from running twice, also across restarts and competing schedulers.
+scheduled_runs = Table(
+    "scheduled_runs",
+    metadata,
+    Column("project", String(64), ForeignKey("projects.name", ondelete="CASCADE"), primary_key=True),
+    Column("pipeline", String(128), primary_key=True),
+    Column("logical_date", UtcDateTime(), primary_key=True),
+    Column("kind", String(16), nullable=False),  # scheduled | backfill
+    # queued (claimed, waiting for its turn or its wait_for) | running | done | skipped
+    Column("state", String(16), nullable=False),
+    Column("run_id", String(40), nullable=True),  # the runs row, once there is one
+    Column("owner", String(128), nullable=True),  # the scheduler that claimed it (host:pid:random)
+    Column("reason", Text(), nullable=True),  # why it was skipped, or why it failed before running
+    Column("claimed_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_scheduled_runs_project_state", "project", "state"),
+    Index("ix_scheduled_runs_run_id", "run_id"),
+    CheckConstraint("state IN ('queued', 'running', 'done', 'skipped')", name="state"),
+)
+
+# Which scheduler of a project schedules (one at a time), and when it last said it was alive.
+scheduler_leases = Table(
+    "scheduler_leases",
+    metadata,
+    Column("project", String(64), ForeignKey("projects.name", ondelete="CASCADE"), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+)
