@@ -19,7 +19,7 @@ Seen = tuple[dict[str, Any], int, int]
 
 def _millionths(v: float) -> int | None:
     y = v * 1e6 + 0.5
-    return math.floor(y) if -(2.0**127) <= y < 2.0**127 else None
+    return math.floor(y) if -(2.0**63) <= y < 2.0**63 else None  # one value fits a BIGINT
 
 
 def feature_at(f: StreamFeature, events: Sequence[Seen], as_of: int) -> Any:

@@ -205,6 +205,23 @@ def test_only_clean_states_are_evicted_and_evicted_ones_come_back_through_load()
     assert len(set(loads)) == 12 and len(loads) > 12  # states were evicted and loaded again
 
 
+def test_sums_of_huge_values_are_exact_and_survive_saving() -> None:
+    view = StreamView(
+        "v",
+        key="keys.user_id",
+        features={"total": stream.sum("revenue"), "day": stream.sum("revenue", window="1d")},
+    )
+    store: dict[tuple[str, str], bytes] = {}
+    engine = StreamEngine([view], load=lambda name, key: store.get((name, key)), capacity=1)
+    # 9.2e12 is past what one value's millionths may hold (a BIGINT): skipped, online as offline.
+    for i, revenue in enumerate([9e12, 9e12, 9e12, 9.3e12, -0.5, 2.01]):
+        engine.apply({"keys": {"user_id": "u"}, "revenue": revenue}, i)
+        engine.apply({"keys": {"user_id": "other"}}, i)  # evicts "u" once it is saved
+        store.update({(n, k): d for n, k, d in engine.take_dirty()})
+    want = float(3 * 9_000_000_000_000_000_000 - 500_000 + 2_010_000) / 1e6
+    assert engine.values("v", "u", 10) == {"total": want, "day": want}
+
+
 def test_a_state_saved_by_another_definition_is_not_used() -> None:
     old = StreamView("v", key="keys.user_id", features={"n": stream.count()})
     new = StreamView("v", key="keys.user_id", features={"n": stream.count(where={"event_name": "view"})})

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from kawa.streaming import StreamError, StreamView, event_points, stream, stream_features_at
+from kawa.streaming import StreamEngine, StreamError, StreamView, event_points, stream, stream_features_at
 from kawa.warehouse import Warehouse
 
 from ._lake import Logged, in_time_order, ingest, logged
@@ -18,6 +18,7 @@ from .test_engine import _stream, _view
 
 S = 1_000_000
 UTC_US = pa.timestamp("us", tz="UTC")
+T0 = 1_756_684_800 * S  # 2025-09-01
 
 
 def iso(t_us: int) -> str:
@@ -100,6 +101,35 @@ def test_window_edges_and_ties(tmp_path: Path) -> None:
         ["item", "cart", "item"],
     ]
     assert out.column("since").to_pylist()[:4] == [None, None, 299.999999, 1e-6]
+
+
+def test_sums_of_huge_and_tiny_values_match_the_engine(tmp_path: Path) -> None:
+    values = [9e12, 9e12, 9e12, 9.3e12, -0.5, 2.01, 4.07, 2.5e-6, 1e-7, 0.1, 0.2]
+    events = [
+        {"event_name": "buy", "sync_date": iso(T0 + i), "keys": {"user_id": "u"}, "revenue": v, "x": v}
+        for i, v in enumerate(values)
+    ]
+    warehouse = ingest(tmp_path, events)
+    view = StreamView(
+        "v",
+        key="keys.user_id",
+        features={
+            "revenue": stream.sum("revenue"),
+            "revenue_1m": stream.sum("revenue", window="1m"),
+            "x": stream.sum("x"),
+            "avg_x": stream.avg("x", window="1h"),
+        },
+    )
+    engine = StreamEngine([view])
+    online = []
+    for r in in_time_order(logged(tmp_path)):
+        engine.apply(r.event, r.t_us)
+        online.append(engine.values("v", "u", r.t_us))
+    points = pa.table(
+        {"user_id": ["u"] * len(values), "ts": pa.array([T0 + i for i in range(len(values))], UTC_US)}
+    )
+    offline = stream_features_at(warehouse, view, points).to_pylist()
+    assert [{k: row[k] for k in view.features} for row in offline] == online
 
 
 def test_every_point_row_is_kept_with_empty_values_where_nothing_is_known(tmp_path: Path) -> None:

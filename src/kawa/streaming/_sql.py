@@ -14,8 +14,8 @@ The plan, per view:
 4. `last_n` joins each point to the events whose rank among the feature's values lies in the last n
    before it: the point is repeated n times, so the join is on (entity, rank), never a range.
 
-Sums add integers of millionths (HUGEINT) and turn into DOUBLE the way the engine does, so online and
-offline sums are equal to the bit.
+Sums add integers of millionths (BIGINT each, HUGEINT totals) and turn into DOUBLE the way the engine
+does, so online and offline sums are equal to the bit.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _input(f: StreamFeature) -> str:
         )
         value = f"CASE WHEN {present} THEN 1 END"
     elif f.agg in ("sum", "avg"):
-        value = f"TRY_CAST(floor({field.sql_number()} * {_MILLION} + CAST(0.5 AS DOUBLE)) AS HUGEINT)"
+        value = f"TRY_CAST(floor({field.sql_number()} * {_MILLION} + CAST(0.5 AS DOUBLE)) AS BIGINT)"
     elif f.reads_number:
         value = field.sql_number()
     else:

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from kawa.streaming import _online
+from kawa.streaming import _agg, _online
 from kawa.streaming.errors import StreamError
 from kawa.streaming.fields import Getter
 from kawa.streaming.spec import StreamFeature
@@ -74,21 +74,21 @@ class _Plan:
         """The state in `data`, or None when it was saved by another definition of the view."""
         try:
             fingerprint, now, body = _decoder.decode(data)
-        except (msgspec.DecodeError, TypeError, ValueError):
-            return None
-        if fingerprint != self.fingerprint or len(body) != len(self.aggs):
-            return None
-        return [now, *(a.load(raw) for a, raw in zip(self.aggs, body, strict=True))]
+            if fingerprint != self.fingerprint or len(body) != len(self.aggs):
+                return None
+            return [now, *(a.load(raw) for a, raw in zip(self.aggs, body, strict=True))]
+        except (msgspec.DecodeError, TypeError, ValueError, IndexError, KeyError):
+            return None  # not a state this engine wrote: start the entity afresh
 
 
 def _compile_update(
-    view: StreamView, aggs: list[_online.Agg]
+    view: StreamView, aggs: list[_agg.Agg]
 ) -> Callable[[dict[str, Any], int, list[Any], int], None]:
     """A generated `update(e, t, st, now)` for `view`: each filter tested once, no loops per event.
 
     State slot i (from 1) is feature i's; features sharing a filter sit under one `if`.
     """
-    namespace: dict[str, Any] = {"floor": math.floor, "LO": _online.LO, "HI": _online.HI}
+    namespace: dict[str, Any] = {"floor": math.floor, "LO": _agg.LO, "HI": _agg.HI}
     groups: dict[Any, list[str]] = {}
     for slot, (f, agg) in enumerate(zip(view.features.values(), aggs, strict=True), start=1):
         namespace[f"add{slot}"] = agg.add
@@ -115,7 +115,7 @@ def _compile_update(
     return namespace["update"]  # type: ignore[no-any-return]
 
 
-def _compile_read(names: list[str], aggs: list[_online.Agg]) -> Callable[[list[Any], int], dict[str, Any]]:
+def _compile_read(names: list[str], aggs: list[_agg.Agg]) -> Callable[[list[Any], int], dict[str, Any]]:
     """A generated `read(st, as_of)` returning {feature: value} as one dict display."""
     namespace: dict[str, Any] = {f"read{i}": agg.read for i, agg in enumerate(aggs, start=1)}
     items = ", ".join(f"{name!r}: read{i}(st[{i}], as_of)" for i, name in enumerate(names, start=1))
