@@ -37,6 +37,12 @@ bench-ml: $(STAMP)
 	$(BIN)/python -m benchmarks.batch_predict
 	$(BIN)/python -m benchmarks.online
 
+# Real-time predictions (issue 4): ack -> readable under background load, and streaming feature cost.
+.PHONY: bench-realtime
+bench-realtime: $(STAMP)
+	$(BIN)/python -m benchmarks.realtime
+	$(BIN)/python -m benchmarks.streaming
+
 serve: $(STAMP)
 	$(BIN)/kawa serve
 
