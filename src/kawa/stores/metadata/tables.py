@@ -220,3 +220,43 @@ scheduler_leases = Table(
     Column("started_at", UtcDateTime(), nullable=False),
     Column("heartbeat_at", UtcDateTime(), nullable=False),
 )
+
+# -- pipelines: step results (for caching) and lineage -----------------------------------------------
+
+# What a finished step returned, stored in the artifact store, and the cache key it was computed under:
+# a later run of the same step with the same key reuses `output` instead of running the step again.
+step_results = Table(
+    "step_results",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("step", String(128), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("pipeline", String(128), nullable=False),
+    Column("cache_key", String(64), nullable=True),  # sha256 of code, parameters and input versions
+    Column("output", Text(), nullable=True),  # JSON: {"path", "kind", "digest"} of the stored value
+    Column("cached_from", String(40), nullable=True),  # the run whose result this step reused
+    Column("attempts", Integer(), nullable=False, server_default="1"),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_step_results_project_pipeline_step_cache_key", "project", "pipeline", "step", "cache_key"),
+)
+
+# What each step of a run read and wrote: warehouse tables (and partitions) and models.
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("project", String(64), nullable=False),
+    Column("run_id", String(40), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("pipeline", String(128), nullable=False),
+    Column("step", String(128), nullable=False),
+    Column("direction", String(8), nullable=False),  # read | write
+    Column("kind", String(8), nullable=False),  # table | model
+    Column("name", String(128), nullable=False),
+    Column("partition", Text(), nullable=True),  # JSON object {column: value}; null for the whole table
+    Column("version", String(64), nullable=True),  # the table's manifest version, or the model version
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Index("ix_lineage_project_name", "project", "name"),
+    Index("ix_lineage_run_id", "run_id"),
+    CheckConstraint("direction IN ('read', 'write')", name="direction"),
+    CheckConstraint("kind IN ('table', 'model')", name="kind"),
+)
