@@ -168,3 +168,44 @@ def test_batch_features_of_the_entity_join_the_row(parts: Parts) -> None:
     drain(worker)
     rich, poor = realtime(parts, "rich"), realtime(parts, "poor")
     assert rich is not None and poor is not None and rich.score > 0.5 > poor.score
+
+
+def test_streaming_features_as_of_the_event_survive_a_restart(parts: Parts) -> None:
+    import pyarrow as pa
+    from sklearn.linear_model import LogisticRegression
+
+    from kawa.models import Bundle
+    from kawa.streaming import StreamView, stream
+
+    counts = list(range(1, 7)) * 20
+    table = pa.table({"views_5m": counts, "bought": [int(c >= 3) for c in counts]})
+    parts.register(Bundle.fit(table, label="bought", estimator=LogisticRegression()), name="intent")
+    activity = StreamView(
+        "activity",
+        key="keys.session_id",
+        features={"views_5m": stream.count(where={"event_name": "view"}, window="5m")},
+    )
+    trigger = Trigger("intent", on={"event_name": "view"}, key="keys.session_id", model="intent",
+                      features=[activity])  # fmt: skip
+
+    def event(i: int, session: str, name: str = "view") -> dict[str, object]:
+        keys = {"user_id": "u", "session_id": session}
+        return {"event_name": name, "event_id": f"{session}-{i}", "keys": keys,
+                "sync_date": f"2026-01-01T00:00:0{i}Z"}  # fmt: skip
+
+    worker = parts.worker([trigger])
+    parts.send([event(1, "s1"), event(2, "s1", "scroll"), event(3, "s2")])
+    drain(worker)
+    first = realtime(parts, "s1", "intent")
+    assert first is not None and first.score < 0.5  # one view so far
+    parts.send([event(4, "s1"), event(5, "s1")])  # one request: each is scored as of itself
+    drain(worker)
+    third = realtime(parts, "s1", "intent")
+    assert third is not None and third.event_id == "s1-5" and third.score > 0.5
+    stored = dict(parts.online.scan(state.stream_ns(PROJECT, "activity")))
+    assert set(stored) == {"s1", "s2"}
+    parts.send([event(6, "s2"), event(7, "s2")])
+    restarted = parts.worker([trigger])  # states come back from the store: s2 has 3 views now
+    drain(restarted)
+    s2 = realtime(parts, "s2", "intent")
+    assert s2 is not None and s2.event_id == "s2-7" and s2.score > 0.5

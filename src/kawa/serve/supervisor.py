@@ -62,6 +62,8 @@ class Supervisor:
         return env
 
     def _start(self, child: Child) -> None:
+        # A heartbeat left by a killed predecessor would pass for this child's until it goes stale.
+        heartbeat_path(self.config.state_path, child.part).unlink(missing_ok=True)
         child.process = subprocess.Popen(
             [sys.executable, "-m", "kawa.serve.worker", child.part],
             stdout=subprocess.PIPE,
