@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from kawa.pipelines.params import ParamError, resolve, to_json
 from kawa.pipelines.step import Step, StepDefinitionError
+from kawa.schedule.spec import Schedule, WaitFor
 
 if TYPE_CHECKING:
     from kawa.config import Config
@@ -45,6 +46,9 @@ class Pipeline:
         params: Mapping[str, Any] | None = None,
         *,
         description: str = "",
+        schedule: Schedule | None = None,
+        wait_for: Sequence[WaitFor | str] = (),
+        max_active_runs: int = 1,
     ) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise PipelineDefinitionError(
@@ -63,6 +67,9 @@ class Pipeline:
         if not given:
             raise PipelineDefinitionError(f"pipeline {name!r} has no steps; pass steps=[...]")
         self.steps: tuple[Step, ...] = _order(name, given, self.params)
+        self.schedule, self.wait_for, self.max_active_runs = _scheduling(
+            name, schedule, wait_for, max_active_runs
+        )
 
     def step(self, name: str) -> Step:
         """The step called `name`."""
@@ -117,6 +124,31 @@ def find_pipeline(config: Config, name: str) -> Pipeline:
         known = ", ".join(sorted(found)) or f"none (kawa looked in {files} under {config.root})"
         raise LookupError(f"no pipeline named {name!r}; pipelines: {known}")
     return found[name]
+
+
+def _scheduling(
+    pipeline: str, schedule: Schedule | None, wait_for: Sequence[WaitFor | str], max_active_runs: int
+) -> tuple[Schedule | None, tuple[WaitFor, ...], int]:
+    """The schedule, waits and concurrency limit of a pipeline, checked."""
+    if schedule is not None and not isinstance(schedule, Schedule):
+        raise PipelineDefinitionError(
+            f"pipeline {pipeline!r}: schedule must be a Schedule(start=..., every=... or cron=...), "
+            f"got {schedule!r}"
+        )
+    if isinstance(wait_for, str | WaitFor):
+        wait_for = [wait_for]
+    waits = tuple(w if isinstance(w, WaitFor) else WaitFor(w) for w in wait_for)
+    for w in waits:
+        if w.pipeline == pipeline:
+            raise PipelineDefinitionError(f"pipeline {pipeline!r} cannot wait for itself")
+    if len({w.pipeline for w in waits}) != len(waits):
+        raise PipelineDefinitionError(f"pipeline {pipeline!r} waits for the same pipeline twice")
+    if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int) or max_active_runs < 1:
+        raise PipelineDefinitionError(
+            f"pipeline {pipeline!r}: max_active_runs must be a whole number of at least 1, "
+            f"got {max_active_runs!r}"
+        )
+    return schedule, waits, max_active_runs
 
 
 def _order(pipeline: str, steps: list[Step], params: Mapping[str, Any]) -> tuple[Step, ...]:
