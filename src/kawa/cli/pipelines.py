@@ -77,9 +77,23 @@ def pipeline_run(
         str | None, typer.Option(help="The date the run is for (ISO 8601; default: now)")
     ] = None,
     project: ProjectOption = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Run every step, even those whose earlier result could be reused"),
+    ] = False,
+    in_process: Annotated[
+        bool,
+        typer.Option("--in-process", help="Run the steps in this process (no timeouts or resource limits)"),
+    ] = False,
 ) -> None:
-    """Run a pipeline now, printing each step as it ends; exit code 1 if the run fails."""
-    from kawa.pipelines import ParamError, parse_assignments, run_pipeline
+    """Run a pipeline now, each step in its own process, printing each step as it ends; exit 1 if it fails."""
+    from kawa.pipelines import (
+        InProcessExecutor,
+        ParamError,
+        SubprocessExecutor,
+        parse_assignments,
+        run_pipeline,
+    )
 
     pipelines = _pipelines()
     if name not in pipelines:
@@ -99,6 +113,8 @@ def pipeline_run(
             project=project,
             logical_date=when,
             on_event=_print_event,
+            executor=InProcessExecutor() if in_process else SubprocessExecutor(),
+            cache=not no_cache,
         )
     except (ParamError, ValueError) as exc:
         raise fail(str(exc)) from None
@@ -113,9 +129,15 @@ def _print_event(event: RunEvent) -> None:
         console.print(f"run {event.run_id} of pipeline {event.pipeline}", highlight=False)
     elif event.kind == "step_started":
         console.print(f"  {event.step}: running", highlight=False)
+    elif event.kind == "step_retrying":
+        headline = (event.error or "").strip().splitlines()[-1:] or [""]
+        console.print(
+            f"  {event.step}: {_status(event.status or '')} ({headline[0]}); {event.detail}", highlight=False
+        )
     elif event.kind == "step_finished":
         status = _status(event.status or "")
-        console.print(f"  {event.step}: {status} in {_seconds(event.duration_s)}", highlight=False)
+        detail = f" ({event.detail})" if event.detail else ""
+        console.print(f"  {event.step}: {status} in {_seconds(event.duration_s)}{detail}", highlight=False)
     elif event.kind == "run_finished":
         if event.status != "succeeded" and event.error:
             err.print(event.error.rstrip(), highlight=False, markup=False)
@@ -219,20 +241,31 @@ def runs_show(
 def runs_logs(
     run_id: Annotated[str, typer.Argument(help="A run id, or the start of one")],
     step: Annotated[str | None, typer.Option(help="Only this step's log")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing the output of running steps until the run ends"),
+    ] = False,
     project: ProjectOption = None,
 ) -> None:
-    """Print what the steps of a run printed and logged."""
+    """Print what the steps of a run printed and logged; with -f, follow a running run live."""
+    import sys
+
+    from kawa.pipelines import follow as follow_logs
+
     record = _record(run_id, project)
     steps = [s for s in record.steps if step is None or s.step == step]
     if step is not None and not steps:
         raise fail(f"run {record.run_id} has no step {step!r}; steps: {[s.step for s in record.steps]}")
     runtime = _runtime()
     try:
-        for s in steps:
-            console.print(f"[bold]== {s.step} ({s.status})[/bold]", highlight=False)
-            if s.log and runtime.artifacts.exists(s.log):
-                text = runtime.artifacts.get_bytes(s.log).decode(errors="replace")
-                console.print(text.rstrip(), highlight=False, markup=False)
+        for text in follow_logs(runtime, record.run_id, step=step, live=follow):
+            if text.startswith("== ") and text.endswith(")\n") and "\n" not in text[:-1]:
+                console.print(f"[bold]{text.rstrip()}[/bold]", highlight=False, markup=True)
+            else:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
     finally:
         runtime.close()
 

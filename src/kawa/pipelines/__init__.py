@@ -20,10 +20,14 @@ from __future__ import annotations
 
 from kawa.pipelines.context import RunContext
 from kawa.pipelines.executor import Executor, InProcessExecutor, StepCall, StepOutcome
+from kawa.pipelines.handoff import StoredValue
+from kawa.pipelines.logs import follow, live_log_path, log_path
 from kawa.pipelines.notify import deliver, status_message
 from kawa.pipelines.params import ParamError, parse_assignments
 from kawa.pipelines.pipeline import Pipeline, PipelineDefinitionError, find_pipeline, project_pipelines
-from kawa.pipelines.runner import RunEvent, log_path, run_pipeline
+from kawa.pipelines.policy import RunPolicy, policy_for
+from kawa.pipelines.process import SubprocessExecutor
+from kawa.pipelines.runner import RunEvent, run_pipeline
 from kawa.pipelines.runs import RunRecord, RunStore, StepRecord, new_run_id
 from kawa.pipelines.step import Step, StepDefinitionError, step
 
@@ -35,6 +39,7 @@ __all__ = [
     "PipelineDefinitionError",
     "RunContext",
     "RunEvent",
+    "RunPolicy",
     "RunRecord",
     "RunStore",
     "Step",
@@ -42,11 +47,16 @@ __all__ = [
     "StepDefinitionError",
     "StepOutcome",
     "StepRecord",
+    "StoredValue",
+    "SubprocessExecutor",
     "deliver",
     "find_pipeline",
+    "follow",
+    "live_log_path",
     "log_path",
     "new_run_id",
     "parse_assignments",
+    "policy_for",
     "project_pipelines",
     "run_pipeline",
     "status_message",

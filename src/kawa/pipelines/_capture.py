@@ -16,7 +16,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 class _Sink(io.TextIOBase):
     """A text stream that keeps everything written to it, and optionally passes it on."""
 
-    def __init__(self, echo: TextIO | None) -> None:
+    def __init__(self, *echo: TextIO) -> None:
         self._parts: list[str] = []
         self._lock = threading.Lock()
         self._echo = echo
@@ -27,13 +27,13 @@ class _Sink(io.TextIOBase):
     def write(self, text: str) -> int:
         with self._lock:
             self._parts.append(text)
-        if self._echo is not None:
-            self._echo.write(text)
+            for stream in self._echo:
+                stream.write(text)
         return len(text)
 
     def flush(self) -> None:
-        if self._echo is not None:
-            self._echo.flush()
+        for stream in self._echo:
+            stream.flush()
 
     def text(self) -> str:
         with self._lock:
@@ -41,9 +41,13 @@ class _Sink(io.TextIOBase):
 
 
 @contextmanager
-def capture(echo: bool = False) -> Iterator[_Sink]:
-    """Collect print() output and log records (INFO and up) of the code run inside the block."""
-    sink = _Sink(sys.__stderr__ if echo else None)
+def capture(echo: bool = False, tee: TextIO | None = None) -> Iterator[_Sink]:
+    """Collect print() output and log records (INFO and up) of the code run inside the block.
+
+    `echo` also passes them to stderr, and `tee` to a file (the live log a follower reads).
+    """
+    streams = [s for s in (sys.__stderr__ if echo else None, tee) if s is not None]
+    sink = _Sink(*streams)
     handler = logging.StreamHandler(sink)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.setLevel(logging.INFO)

@@ -1,15 +1,18 @@
 """Executors run one step of a run; the in-process one runs it here, in order, capturing its output.
 
-The runner talks to an executor only through `run_step`, so one that runs steps in subprocesses
-(with timeouts) or on Ray can replace `InProcessExecutor` without the runner changing.
+The runner talks to an executor only through `run_step`, so the subprocess executor (the default of
+`kawa pipeline run` and of scheduled runs, with timeouts and resource limits) or a Ray executor can
+replace `InProcessExecutor` without the runner changing.
 """
 
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+from kawa.pipelines import handoff
 from kawa.pipelines._capture import capture
 from kawa.pipelines.context import RunContext
 from kawa.pipelines.step import Step
@@ -17,20 +20,32 @@ from kawa.pipelines.step import Step
 
 @dataclass
 class StepCall:
-    """One step to run: the step, its inputs by parameter name (ctx included), and its context."""
+    """One step to run: the step, its inputs by parameter name (ctx included), and its context.
+
+    An input may be a `StoredValue` (an earlier step's stored return value); the executor loads it.
+    `log_file` is where the step's output goes while it runs (appended to: a retry adds to it), and
+    `timeout_s` how long it may take; an executor that cannot enforce a timeout says so in its docs.
+    """
 
     step: Step
     kwargs: dict[str, Any]
     ctx: RunContext
+    timeout_s: float | None = None
+    log_file: Path | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class StepOutcome:
-    """How a step ended: its return value, or the error with its traceback; plus what it printed."""
+    """How a step ended: its return value, or the error with its traceback; plus what it printed.
+
+    `value` may be a `StoredValue` when the executor already stored it (the step ran elsewhere).
+    """
 
     value: Any = None
     error: str | None = None
     log: str = ""
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -40,28 +55,41 @@ class StepOutcome:
 class Executor(Protocol):
     """Runs one step and reports how it ended; it must not raise for an error inside the step.
 
-    What the step recorded through its context (`ctx.metrics`, `ctx.outputs`, `ctx.artifact_paths`)
-    must be in `call.ctx` when `run_step` returns; an executor that runs the step elsewhere copies
-    them back. KeyboardInterrupt may propagate: the runner then cancels the run.
+    What the step recorded through its context (`ctx.metrics`, `ctx.outputs`, `ctx.artifact_paths`,
+    `ctx.lineage`) must be in `call.ctx` when `run_step` returns; an executor that runs the step
+    elsewhere copies them back. KeyboardInterrupt may propagate: the runner then cancels the run.
     """
 
     def run_step(self, call: StepCall) -> StepOutcome: ...
 
 
 class InProcessExecutor:
-    """Runs steps in this process, one after another; `echo` also passes their output to stderr."""
+    """Runs steps in this process, one after another; `echo` also passes their output to stderr.
+
+    It cannot stop a step that runs too long (`timeout_s` is not enforced) nor limit its resources:
+    use `SubprocessExecutor` for that. Tests use it for steps defined inside test functions.
+    """
 
     def __init__(self, *, echo: bool = False) -> None:
         self.echo = echo
 
     def run_step(self, call: StepCall) -> StepOutcome:
-        with capture(echo=self.echo) as sink:
-            try:
-                value = call.step.fn(**call.kwargs)
-            except (Exception, SystemExit) as exc:
-                # Leave out this frame: the traceback starts in the step's own code.
-                tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-                error = "".join(traceback.format_exception(type(exc), exc, tb))
-                sink.write(error)
-                return StepOutcome(error=error, log=sink.text())
-        return StepOutcome(value=value, log=sink.text())
+        kwargs = {
+            k: handoff.load(call.ctx.artifacts, v) if isinstance(v, handoff.StoredValue) else v
+            for k, v in call.kwargs.items()
+        }
+        tee = call.log_file.open("a", encoding="utf-8", buffering=1) if call.log_file else None
+        try:
+            with capture(echo=self.echo, tee=tee) as sink:
+                try:
+                    value = call.step.fn(**kwargs)
+                except (Exception, SystemExit) as exc:
+                    # Leave out this frame: the traceback starts in the step's own code.
+                    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+                    error = "".join(traceback.format_exception(type(exc), exc, tb))
+                    sink.write(error)
+                    return StepOutcome(error=error, log=sink.text())
+            return StepOutcome(value=value, log=sink.text())
+        finally:
+            if tee is not None:
+                tee.close()

@@ -1,4 +1,13 @@
-"""The status message every run sends when it ends, success or failure: a log line and a webhook POST."""
+"""The status message every run sends when it ends (succeeded, failed, timeout, cancelled), to every sink.
+
+Sinks: the log (always), the webhook of `notify.webhook` in kawa.yaml (if set), and the event log as a
+`pipeline_run_finished` event (always; see `kawa.pipelines.events`), so triggers can react to a run.
+
+The webhook gets the message as JSON. For Slack and the chat tools that accept Slack's incoming-webhook
+format (Mattermost, Rocket.Chat, Discord's `/slack` endpoint) it also carries a `text` line for people:
+kawa adds it when the URL's host is `hooks.slack.com`, or when the URL is written `slack+https://...`
+(kawa posts to the URL without `slack+`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ import httpx
 
 if TYPE_CHECKING:
     from kawa.pipelines.runs import RunRecord
+    from kawa.runtime import Runtime
 
 log = logging.getLogger("kawa.pipelines.status")
 
@@ -38,6 +48,40 @@ def status_message(run: RunRecord) -> dict[str, Any]:
     }
 
 
+def finish_message(runtime: Runtime, run: RunRecord) -> dict[str, Any]:
+    """Send the status message of the finished `run` to every sink; never raises.
+
+    Returns what the run's record keeps: the message sent, how the log and webhook took it
+    (`delivery`), and how the event log took the `pipeline_run_finished` event (`event_log`).
+    """
+    from kawa.pipelines.events import publish_finished
+
+    message = status_message(run)
+    notify = runtime.config.notify
+    receipts = deliver(message, notify.webhook, timeout_s=notify.timeout_s)
+    try:
+        event = publish_finished(runtime, run, message)
+    except Exception as exc:  # the run's outcome must not depend on its notification
+        event = {"sink": "event_log", "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"sent": message, "delivery": receipts, "event_log": event}
+
+
+def slack_text(message: dict[str, Any]) -> str:
+    """The one line a person reads in the chat channel.
+
+    >>> slack_text({"pipeline": "daily", "status": "failed", "run_id": "ab12", "error": "step 'x' failed"})
+    ":x: pipeline daily failed (run ab12): step 'x' failed"
+    """
+    icon = {"succeeded": ":white_check_mark:", "cancelled": ":no_entry_sign:", "timeout": ":hourglass:"}
+    text = f"{icon.get(str(message.get('status')), ':x:')} pipeline {message.get('pipeline')} "
+    text += f"{message.get('status')} (run {message.get('run_id')})"
+    if message.get("model_id"):
+        text += f", model {message['model_id']} v{message.get('version')}"
+    if message.get("error"):
+        text += f": {message['error']}"
+    return text
+
+
 def deliver(
     message: dict[str, Any],
     webhook: str | None,
@@ -46,14 +90,23 @@ def deliver(
     attempts: int = WEBHOOK_ATTEMPTS,
     backoff_s: float = WEBHOOK_BACKOFF_S,
 ) -> list[dict[str, Any]]:
-    """Send `message` to every sink; never raises. Returns how each sink took it, for the run's record."""
+    """Send `message` to the log and the webhook; never raises. Returns how each took it, for the record."""
     text = json.dumps(message, default=str)
     level = logging.INFO if message.get("status") == "succeeded" else logging.WARNING
     log.log(level, "pipeline run finished: %s", text)
     receipts: list[dict[str, Any]] = [{"sink": "log", "ok": True}]
     if webhook:
-        receipts.append(_post(webhook, text, timeout_s=timeout_s, attempts=attempts, backoff_s=backoff_s))
+        url, slack = _slack(webhook)
+        body = json.dumps({"text": slack_text(message), **message}, default=str) if slack else text
+        receipts.append(_post(url, body, timeout_s=timeout_s, attempts=attempts, backoff_s=backoff_s))
     return receipts
+
+
+def _slack(url: str) -> tuple[str, bool]:
+    """The URL to post to, and whether it takes Slack's format (see the module doc)."""
+    if url.startswith("slack+"):
+        return url[len("slack+") :], True
+    return url, _host(url).lower().split(":")[0] == "hooks.slack.com"
 
 
 def _post(url: str, body: str, *, timeout_s: float, attempts: int, backoff_s: float) -> dict[str, Any]:

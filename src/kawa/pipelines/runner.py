@@ -1,44 +1,57 @@
-"""Run a pipeline: record the run and its steps, execute them in order, and always send the status message."""
+"""Run a pipeline: record the run and its steps, execute them in order, and always send the status message.
+
+Each step runs under its run policy (timeout, retries with backoff: see `policy`), unless an earlier
+result can be reused (see `cache`). Its output goes live to a log file that `kawa runs logs -f`
+follows, and is kept in the artifact store when it ends; what it read and wrote is kept as lineage.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kawa.lineage.store import LineageStore
+from kawa.pipelines import handoff
+from kawa.pipelines.cache import CacheHit, StepResults, cache_key
 from kawa.pipelines.context import RunContext
 from kawa.pipelines.executor import Executor, InProcessExecutor, StepCall, StepOutcome
-from kawa.pipelines.notify import deliver, status_message
+from kawa.pipelines.logs import live_log_path, log_path
+from kawa.pipelines.notify import finish_message
 from kawa.pipelines.params import to_json
-from kawa.pipelines.runs import CANCELLED, FAILED, SKIPPED, SUCCEEDED, RunRecord, RunStore
+from kawa.pipelines.policy import RunPolicy, policy_for
+from kawa.pipelines.runs import CANCELLED, FAILED, SKIPPED, SUCCEEDED, TIMEOUT, RunRecord, RunStore
 
 if TYPE_CHECKING:
     from kawa.pipelines.pipeline import Pipeline
+    from kawa.pipelines.step import Step
     from kawa.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 KINDS = ("manual", "scheduled", "backfill", "test")
 
+__all__ = ["KINDS", "RunEvent", "log_path", "run_pipeline"]
+
 
 @dataclass(frozen=True)
 class RunEvent:
-    """Progress of a run for whoever watches it (the CLI prints these)."""
+    """Progress of a run for whoever watches it (the CLI prints these).
 
-    kind: str  # run_started | step_started | step_finished | run_finished
+    `detail` says more about a step: `cached from run ...`, or `attempt 2 of 3` when it is retried.
+    """
+
+    kind: str  # run_started | step_started | step_retrying | step_finished | run_finished
     run_id: str
     pipeline: str
     step: str | None = None
     status: str | None = None
     duration_s: float | None = None
     error: str | None = None
-
-
-def log_path(run_id: str, step: str) -> str:
-    """Where a step's captured output is kept in the artifact store."""
-    return f"runs/{run_id}/{step}.log"
+    detail: str | None = None
 
 
 def run_pipeline(
@@ -52,12 +65,16 @@ def run_pipeline(
     logical_date: datetime | None = None,
     executor: Executor | None = None,
     on_event: Callable[[RunEvent], None] | None = None,
+    cache: bool = True,
 ) -> RunRecord:
     """Run `pipeline` with `params` overriding its defaults, record it, and return the finished record.
 
     Bad parameters raise ParamError before anything is recorded. A failing step does not raise: the
-    run is recorded as failed with the error and its traceback, and the steps after it as skipped.
-    The status message goes out however the run ends (also when interrupted, before re-raising).
+    run is recorded as failed (or timeout) with the error and its traceback, and the steps after it
+    as skipped. The status message goes out however the run ends (also when interrupted, before
+    re-raising). `executor` defaults to running steps in this process; `kawa pipeline run` and the
+    scheduler pass a `SubprocessExecutor`. `cache=False` runs every step even if its result could be
+    reused.
     """
     if kind not in KINDS:
         raise ValueError(f"run kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -76,7 +93,7 @@ def run_pipeline(
         logical_date=logical_date,
         steps=[(s.name, s.resources) for s in pipeline.steps],
     )
-    run = _Run(runtime, pipeline, record, store, values, executor or InProcessExecutor(), on_event)
+    run = _Run(runtime, pipeline, record, store, values, executor or InProcessExecutor(), on_event, cache)
     return run.execute()
 
 
@@ -92,6 +109,7 @@ class _Run:
         values: dict[str, Any],
         executor: Executor,
         on_event: Callable[[RunEvent], None] | None,
+        cache: bool,
     ) -> None:
         self.runtime = runtime
         self.pipeline = pipeline
@@ -100,9 +118,14 @@ class _Run:
         self.values = values
         self.executor = executor
         self.on_event = on_event
+        self.cache = cache
+        self.results_store = StepResults(runtime)
+        self.lineage = LineageStore(runtime.metadata)
         self.metrics: dict[str, Any] = {}
         self.artifacts: list[str] = []
         self.error: str | None = None
+        self.results: dict[str, Any] = {}  # step name -> return value (or StoredValue)
+        self.digests: dict[str, str | None] = {}  # step name -> digest of its stored output
 
     def execute(self) -> RunRecord:
         run_id = self.record.run_id
@@ -120,54 +143,193 @@ class _Run:
         return self._finish(status)
 
     def _steps(self) -> str:
-        run_id = self.record.run_id
-        results: dict[str, Any] = {}
         for s in self.pipeline.steps:
-            ctx = RunContext(
-                self.runtime,
-                run_id=run_id,
-                pipeline=self.pipeline.name,
-                experiment=self.record.experiment,
-                project=self.record.project,
-                step=s.name,
-                params=dict(self.values),
-                logical_date=self.record.logical_date or datetime.now(UTC),
-            )
-            kwargs: dict[str, Any] = {}
-            for name in s.inputs:
-                if name in results:
-                    kwargs[name] = results[name]
-                elif name in self.values:
-                    kwargs[name] = self.values[name]
-                # else: the step's own default applies (checked when the pipeline was defined)
-            if s.context_param is not None:
-                kwargs[s.context_param] = ctx
-            started = self.store.start_step(run_id, s.name)
-            self._emit(RunEvent("step_started", run_id, self.pipeline.name, step=s.name))
-            try:
-                outcome = self.executor.run_step(StepCall(step=s, kwargs=kwargs, ctx=ctx))
-            except KeyboardInterrupt:
-                self._close_step(ctx, StepOutcome(error="interrupted\n"), CANCELLED, started)
-                self.error = f"step {s.name!r} was interrupted"
-                raise
-            status = SUCCEEDED if outcome.ok else FAILED
-            self._close_step(ctx, outcome, status, started)
-            if not outcome.ok:
-                self.error = f"step {s.name!r} failed:\n{outcome.error}"
-                return FAILED
-            results[s.name] = outcome.value
+            status = self._step(s, policy_for(self.pipeline, s, self.record.kind))
+            if status != SUCCEEDED:
+                return status
         return SUCCEEDED
 
-    def _close_step(self, ctx: RunContext, outcome: StepOutcome, status: str, started: datetime) -> None:
+    def _context(self, s: Step) -> RunContext:
+        return RunContext(
+            self.runtime,
+            run_id=self.record.run_id,
+            pipeline=self.pipeline.name,
+            experiment=self.record.experiment,
+            project=self.record.project,
+            step=s.name,
+            params=dict(self.values),
+            logical_date=self.record.logical_date or datetime.now(UTC),
+        )
+
+    def _step(self, s: Step, policy: RunPolicy) -> str:
+        run_id = self.record.run_id
+        kwargs: dict[str, Any] = {}
+        for name in s.inputs:
+            if name in self.results:
+                kwargs[name] = self.results[name]
+            elif name in self.values:
+                kwargs[name] = self.values[name]
+            # else: the step's own default applies (checked when the pipeline was defined)
+        key = self._cache_key(s)
+        live = live_log_path(self.runtime.state_path, run_id, s.name)
+        live.parent.mkdir(parents=True, exist_ok=True)
+        started = self.store.start_step(run_id, s.name)
+        self._emit(RunEvent("step_started", run_id, self.pipeline.name, step=s.name))
+        hit = self._lookup(s, key)
+        if hit is not None:
+            return self._reuse(s, hit, key, live, started)
+        attempt, ctx, outcome = 0, self._context(s), StepOutcome()
+        while attempt < policy.attempts:
+            attempt += 1
+            ctx = self._context(s)
+            if s.context_param is not None:
+                kwargs[s.context_param] = ctx
+            if attempt > 1:
+                with live.open("a", encoding="utf-8") as f:
+                    f.write(f"--- attempt {attempt} of {policy.attempts} ---\n")
+            call = StepCall(step=s, kwargs=kwargs, ctx=ctx, timeout_s=policy.timeout_s, log_file=live)
+            try:
+                outcome = self.executor.run_step(call)
+            except KeyboardInterrupt:
+                self._close_step(ctx, StepOutcome(error="interrupted\n"), CANCELLED, started, live)
+                self.error = f"step {s.name!r} was interrupted"
+                raise
+            if outcome.ok or attempt >= policy.attempts:
+                break
+            wait = policy.backoff_s(attempt)
+            self._emit(
+                RunEvent(
+                    "step_retrying",
+                    run_id,
+                    self.pipeline.name,
+                    step=s.name,
+                    status=TIMEOUT if outcome.timed_out else FAILED,
+                    error=outcome.error,
+                    detail=f"attempt {attempt + 1} of {policy.attempts} in {wait:g}s",
+                )
+            )
+            with live.open("a", encoding="utf-8") as f:
+                f.write(f"--- attempt {attempt} failed; retrying in {wait:g}s ---\n")
+            time.sleep(wait)
+        status = SUCCEEDED if outcome.ok else TIMEOUT if outcome.timed_out else FAILED
+        stored = self._store_output(s, outcome) if outcome.ok else None
+        self._close_step(ctx, outcome, status, started, live)
+        self.results_store.record(
+            run_id=run_id,
+            step=s.name,
+            project=self.record.project,
+            pipeline=self.pipeline.name,
+            cache_key=key if stored is not None else None,
+            output=stored,
+            cached_from=None,
+            attempts=attempt,
+        )
+        if not outcome.ok:
+            self.error = f"step {s.name!r} failed:\n{outcome.error}"
+            return status
+        self.results[s.name] = stored if stored is not None else outcome.value
+        self.digests[s.name] = stored.digest if stored is not None else None
+        return SUCCEEDED
+
+    def _cache_key(self, s: Step) -> str | None:
+        """The step's cache key, or None when it cannot be cached (an input without a digest)."""
+        if not s.cache:
+            return None
+        inputs: dict[str, str] = {}
+        params: dict[str, Any] = {}
+        for name in s.inputs:
+            if name in self.results:
+                digest = self.digests.get(name)
+                if digest is None:
+                    return None
+                inputs[name] = digest
+            elif name in self.values:
+                params[name] = to_json(self.values[name])
+        when = self.record.logical_date if s.context_param is not None else None
+        return cache_key(s, params, inputs, when)
+
+    def _lookup(self, s: Step, key: str | None) -> CacheHit | None:
+        if key is None or not self.cache:
+            return None
+        try:
+            return self.results_store.lookup(
+                project=self.record.project, pipeline=self.pipeline.name, step=s.name, key=key
+            )
+        except Exception as exc:  # a broken cache must not fail the run: run the step instead
+            log.warning("cache lookup for step %s failed, running it: %s", s.name, exc)
+            return None
+
+    def _reuse(self, s: Step, hit: CacheHit, key: str | None, live: Any, started: datetime) -> str:
+        """Record step `s` as done by reusing an earlier run's result."""
+        ctx = self._context(s)
+        ctx.outputs.update(hit.outputs)
+        ctx.metrics.update(hit.metrics)
+        for edge in hit.edges:
+            ctx.record(edge.entry())
+        note = (
+            f"cached: reused the result of run {hit.run_id} (same code, parameters, inputs and "
+            "tables read); run with --no-cache to run it again\n"
+        )
+        with live.open("a", encoding="utf-8") as f:
+            f.write(note)
+        self._close_step(ctx, StepOutcome(value=hit.output, log=note), SUCCEEDED, started, live, hit.run_id)
+        self.results_store.record(
+            run_id=self.record.run_id,
+            step=s.name,
+            project=self.record.project,
+            pipeline=self.pipeline.name,
+            cache_key=key,
+            output=hit.output,
+            cached_from=hit.run_id,
+            attempts=0,
+        )
+        self.results[s.name] = hit.output
+        self.digests[s.name] = hit.output.digest
+        return SUCCEEDED
+
+    def _store_output(self, s: Step, outcome: StepOutcome) -> handoff.StoredValue | None:
+        """The step's output as stored (the executor may have stored it already); None if it cannot be."""
+        if isinstance(outcome.value, handoff.StoredValue):
+            return outcome.value
+        if not (self.cache and s.cache):
+            return None
+        try:
+            path = handoff.output_path(self.record.run_id, s.name)
+            return handoff.store(self.runtime.artifacts, path, outcome.value)
+        except Exception as exc:  # not storable: the run goes on, the step just cannot be reused
+            log.info("the output of step %s is not stored, so it cannot be cached: %s", s.name, exc)
+            return None
+
+    def _close_step(
+        self,
+        ctx: RunContext,
+        outcome: StepOutcome,
+        status: str,
+        started: datetime,
+        live: Any,
+        cached_from: str | None = None,
+    ) -> None:
         run_id = self.record.run_id
         path: str | None = log_path(run_id, ctx.step)
         try:
-            self.runtime.artifacts.put_bytes(log_path(run_id, ctx.step), outcome.log.encode())
+            # The live file holds every attempt; the executor's text only the last one.
+            data = live.read_bytes() if live.is_file() else outcome.log.encode()
+            self.runtime.artifacts.put_bytes(log_path(run_id, ctx.step), data)
         except Exception as exc:
             log.warning("could not keep the log of step %s of run %s: %s", ctx.step, run_id, exc)
             path = None
         self.metrics.update(ctx.metrics)
         self.artifacts.extend(p for p in ctx.artifact_paths if p not in self.artifacts)
+        try:
+            self.lineage.record(
+                project=self.record.project,
+                run_id=run_id,
+                pipeline=self.pipeline.name,
+                step=ctx.step,
+                entries=_declared(ctx),
+            )
+        except Exception as exc:
+            log.warning("could not record the lineage of step %s of run %s: %s", ctx.step, run_id, exc)
         finished = self.store.finish_step(
             run_id,
             ctx.step,
@@ -178,6 +340,9 @@ class _Run:
             log=path,
             error=outcome.error,
         )
+        ctx.close()
+        if path is not None:
+            live.unlink(missing_ok=True)
         duration = (finished - started).total_seconds()
         self._emit(
             RunEvent(
@@ -188,6 +353,7 @@ class _Run:
                 status=status,
                 duration_s=duration,
                 error=outcome.error,
+                detail=f"cached from run {cached_from}" if cached_from else None,
             )
         )
 
@@ -204,12 +370,10 @@ class _Run:
             log.error("could not record the end of run %s: %s", run_id, exc)
             record = self.record
             record.status, record.error, record.finished_at = status, self.error, datetime.now(UTC)
-        message = status_message(record)
-        notify = self.runtime.config.notify
-        receipts = deliver(message, notify.webhook, timeout_s=notify.timeout_s)
+        message = finish_message(self.runtime, record)
         try:
-            self.store.set_message(run_id, {"sent": message, "delivery": receipts})
-            record.message = {"sent": message, "delivery": receipts}
+            self.store.set_message(run_id, message)
+            record.message = message
         except Exception as exc:
             log.error("could not record the status message of run %s: %s", run_id, exc)
         self._emit(
@@ -231,6 +395,36 @@ class _Run:
             self.on_event(event)
         except Exception as exc:  # a broken progress printer must not change the run
             log.warning("progress callback failed on %s: %s", event.kind, exc)
+
+
+def _declared(ctx: RunContext) -> list[dict[str, Any]]:
+    """The step's lineage: what its context recorded, plus tables and a model named in its outputs."""
+    entries = list(ctx.lineage)
+    written = {(e["kind"], e["name"]) for e in entries if e["direction"] == "write"}
+    tables = ctx.outputs.get("tables")
+    if isinstance(tables, list | tuple):
+        for name in tables:
+            if isinstance(name, str) and ("table", name) not in written:
+                entries.append(
+                    {"direction": "write", "kind": "table", "name": name, "partition": None, "version": None}
+                )
+    model = ctx.outputs.get("model")
+    if (
+        isinstance(model, dict)
+        and isinstance(model.get("name"), str)
+        and ("model", model["name"]) not in written
+    ):
+        version = model.get("version")
+        entries.append(
+            {
+                "direction": "write",
+                "kind": "model",
+                "name": model["name"],
+                "partition": None,
+                "version": None if version is None else str(version),
+            }
+        )
+    return entries
 
 
 def _aware(value: datetime) -> datetime:

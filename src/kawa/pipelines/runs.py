@@ -28,7 +28,9 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
     "skipped",
     "cancelled",
 )
-FINISHED = frozenset({SUCCEEDED, FAILED, SKIPPED, CANCELLED, "timeout"})
+# A step stopped for running past its timeout, and the run it ended.
+TIMEOUT = "timeout"
+FINISHED = frozenset({SUCCEEDED, FAILED, SKIPPED, CANCELLED, TIMEOUT})
 
 _id_lock = threading.Lock()
 _last_us = 0

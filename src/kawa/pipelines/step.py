@@ -19,10 +19,20 @@ class StepDefinitionError(ValueError):
 class Step:
     """A pipeline step: the wrapped function, its inputs (parameter names) and resource hints.
 
-    Calling a step calls the function, so steps stay testable as plain functions.
+    `policy` holds what the step sets of its run policy (timeout_s, retries, retry_backoff_s), over
+    the pipeline's and kawa's defaults; `cache=False` always runs it (a step with effects outside
+    kawa, such as sending e-mail). Calling a step calls the function, so steps stay testable as plain
+    functions.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, resources: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        resources: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
+        cache: bool = True,
+    ) -> None:
         if not callable(fn) or not hasattr(fn, "__name__"):
             raise StepDefinitionError(f"@step needs a function, got {fn!r}")
         self.fn = fn
@@ -30,6 +40,8 @@ class Step:
         if not self.name.isidentifier():
             raise StepDefinitionError(f"step {self.name!r}: a step must be a named function, not a lambda")
         self.resources: dict[str, Any] = dict(resources or {})
+        self.policy: dict[str, Any] = dict(policy or {})
+        self.cache = cache
         self.inputs: tuple[str, ...] = ()
         self.defaults: dict[str, Any] = {}
         self.context_param: str | None = None
@@ -94,13 +106,48 @@ def check_resources(name: str, cpus: float | None, memory: str | None, gpu: int 
     return hints
 
 
+def check_policy(
+    owner: str, timeout_s: float | None, retries: int | None, retry_backoff_s: float | None
+) -> dict[str, Any]:
+    """The run policy settings given for `owner` (a step or pipeline); refuses malformed ones."""
+    policy: dict[str, Any] = {}
+    if timeout_s is not None:
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
+            raise StepDefinitionError(
+                f"{owner}: timeout_s={timeout_s!r} must be a positive number of seconds"
+            )
+        policy["timeout_s"] = float(timeout_s)
+    if retries is not None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise StepDefinitionError(f"{owner}: retries={retries!r} must be a whole number, 0 or more")
+        policy["retries"] = retries
+    if retry_backoff_s is not None:
+        if (
+            isinstance(retry_backoff_s, bool)
+            or not isinstance(retry_backoff_s, int | float)
+            or retry_backoff_s < 0
+        ):
+            raise StepDefinitionError(
+                f"{owner}: retry_backoff_s={retry_backoff_s!r} must be 0 or more seconds"
+            )
+        policy["retry_backoff_s"] = float(retry_backoff_s)
+    return policy
+
+
 @overload
 def step(fn: Callable[..., Any], /) -> Step: ...
 
 
 @overload
 def step(
-    *, cpus: float | None = None, memory: str | None = None, gpu: int | None = None
+    *,
+    cpus: float | None = None,
+    memory: str | None = None,
+    gpu: int | None = None,
+    timeout_s: float | None = None,
+    retries: int | None = None,
+    retry_backoff_s: float | None = None,
+    cache: bool = True,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -111,8 +158,15 @@ def step(
     cpus: float | None = None,
     memory: str | None = None,
     gpu: int | None = None,
+    timeout_s: float | None = None,
+    retries: int | None = None,
+    retry_backoff_s: float | None = None,
+    cache: bool = True,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
-    """Make a function a pipeline step: `@step` or `@step(cpus=2, memory="8GB", gpu=0)`.
+    """Make a function a pipeline step: `@step` or `@step(cpus=2, memory="8GB", gpu=0, timeout_s=600)`.
+
+    `timeout_s`, `retries` and `retry_backoff_s` override the pipeline's run policy for this step;
+    `cache=False` runs it every time even when its inputs are unchanged.
 
     >>> @step(memory="2GB")
     ... def cleaned(raw: list[int]) -> list[int]:
@@ -125,6 +179,11 @@ def step(
         if isinstance(function, Step):
             raise StepDefinitionError(f"step {function.name!r} is decorated with @step twice")
         name = getattr(function, "__name__", repr(function))
-        return Step(function, resources=check_resources(name, cpus, memory, gpu))
+        return Step(
+            function,
+            resources=check_resources(name, cpus, memory, gpu),
+            policy=check_policy(f"step {name!r}", timeout_s, retries, retry_backoff_s),
+            cache=cache,
+        )
 
     return wrap(fn) if fn is not None else wrap
