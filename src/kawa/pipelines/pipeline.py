@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kawa.pipelines.params import ParamError, resolve, to_json
-from kawa.pipelines.step import Step, StepDefinitionError
+from kawa.pipelines.step import Step, StepDefinitionError, check_policy
 from kawa.schedule.spec import Schedule, WaitFor
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ class Pipeline:
         schedule: Schedule | None = None,
         wait_for: Sequence[WaitFor | str] = (),
         max_active_runs: int = 1,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        retry_backoff_s: float | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise PipelineDefinitionError(
@@ -70,6 +73,8 @@ class Pipeline:
         self.schedule, self.wait_for, self.max_active_runs = _scheduling(
             name, schedule, wait_for, max_active_runs
         )
+        # Run policy for every step that does not set its own (kawa.pipelines.policy has the defaults).
+        self.policy: dict[str, Any] = check_policy(f"pipeline {name!r}", timeout_s, retries, retry_backoff_s)
 
     def step(self, name: str) -> Step:
         """The step called `name`."""
