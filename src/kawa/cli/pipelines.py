@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -317,6 +317,144 @@ def _receipt(receipt: dict[str, Any]) -> str:
     if receipt.get("ok"):
         return f"{where}: sent"
     return f"{where}: failed after {receipt.get('attempts', 0)} attempt(s) ({receipt.get('error')})"
+
+
+# -- schedules and backfill ---------------------------------------------------------------------------
+
+
+@pipeline_app.command("schedules")
+def pipeline_schedules(
+    name: Annotated[str | None, typer.Argument(help="Show this pipeline's scheduled dates")] = None,
+    next_runs: Annotated[int, typer.Option("--next", help="How many next run times to show")] = 1,
+    limit: Annotated[int, typer.Option(help="With a pipeline: show at most this many dates")] = 30,
+    project: ProjectOption = None,
+) -> None:
+    """Show the schedules (status, next runs, last run), or one pipeline's claimed and skipped dates."""
+    from datetime import UTC
+
+    from kawa.schedule.overview import history, overview
+
+    pipelines = _pipelines()
+    runtime = _runtime()
+    try:
+        project = project or runtime.config.project
+        if name is not None:
+            rows = history(runtime.metadata, project, name, limit)
+            zone = _zone(pipelines, name)
+            table = Table("logical date", "kind", "state", "run id", "run status", "reason")
+            for claim, status in rows:
+                reason = (claim.reason or "").splitlines()[0] if claim.reason else ""
+                when = _when(claim.logical_date, zone)
+                table.add_row(
+                    when, claim.kind, claim.state, claim.run_id or "", _status(status or ""), reason
+                )
+            _print_table(table)
+            console.print(f"{len(rows)} date{'s' if len(rows) != 1 else ''}", style="dim")
+            return
+        views = overview(runtime.metadata, project, pipelines, datetime.now(UTC), max(1, next_runs))
+    finally:
+        runtime.close()
+    table = Table("pipeline", "schedule", "status", "next run", "last run", "queued", "running", "waits for")
+    for v in views:
+        zone = _zone(pipelines, v.pipeline)
+        last = (
+            f"{_when(v.last.logical_date, zone)} {_status(v.last_status or v.last.state)}" if v.last else ""
+        )
+        upcoming = "\n".join(_when(d, zone) for d in v.next_runs)
+        running = f"{v.running}/{v.max_active_runs}"
+        table.add_row(
+            v.pipeline,
+            v.schedule,
+            _status(v.status),
+            upcoming,
+            last,
+            str(v.queued),
+            running,
+            ", ".join(v.wait_for),
+        )
+    _print_table(table)
+    for v in views:
+        if v.error:
+            err.print(v.error, highlight=False, markup=False)
+
+
+@pipeline_app.command("backfill")
+def pipeline_backfill(
+    name: Annotated[str, typer.Argument(help="The pipeline to backfill")],
+    start: Annotated[str, typer.Option("--from", help="First logical date (ISO 8601, schedule's zone)")],
+    end: Annotated[
+        str, typer.Option("--to", help="Last logical date, included (a plain date: that whole day)")
+    ],
+    wait: Annotated[
+        bool, typer.Option(help="Follow the runs until they end (--no-wait: queue and exit)")
+    ] = True,
+    project: ProjectOption = None,
+) -> None:
+    """Run a pipeline's scheduled dates from --from to --to, oldest first, within max_active_runs."""
+    from datetime import UTC
+
+    from kawa.schedule import ScheduleError
+    from kawa.schedule.backfill import Backfill, Progress, backfill_dates
+    from kawa.schedule.launch import ProcessLauncher
+
+    pipelines = _pipelines()
+    if name not in pipelines:
+        raise fail(f"no pipeline named {name!r}; pipelines: {', '.join(sorted(pipelines)) or 'none'}")
+    p = pipelines[name]
+    try:
+        dates = backfill_dates(p, start, end, datetime.now(UTC))
+    except ScheduleError as exc:
+        raise fail(str(exc)) from None
+    zone = _zone(pipelines, name)
+    runtime = _runtime()
+    try:
+        # One at a time runs here, step output and all; more at once need processes of their own.
+        launcher = ProcessLauncher(runtime.config) if p.max_active_runs > 1 else None
+        job = Backfill(runtime, pipelines, name, project=project, launcher=launcher)
+        outcome = job.enqueue(dates)
+        for date, what in outcome.items():
+            console.print(f"{_when(date, zone)}  {what}", highlight=False)
+        if not job.dates:
+            console.print("nothing to run", style="dim")
+            return
+        served = job.scheduler_alive()
+        console.print(
+            f"{len(job.dates)} run(s) queued; "
+            + (
+                "kawa serve's scheduler runs them"
+                if served
+                else f"running them here, {p.max_active_runs} at a time"
+            ),
+            highlight=False,
+        )
+        if not wait and served:
+            return
+
+        def show(progress: Progress) -> None:
+            what = _status(progress.status) if progress.status else (progress.detail or "")
+            console.print(f"{_when(progress.claim.logical_date, zone)}  {what}", highlight=False)
+
+        claims = job.run(dispatch=not served, on_progress=show)
+        statuses = [job.run_status(c) for c in claims]
+    finally:
+        runtime.close()
+    failed = [s for s in statuses if s != "succeeded"]
+    console.print(f"{len(statuses) - len(failed)} succeeded, {len(failed)} did not", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _zone(pipelines: dict[str, Pipeline], name: str) -> tzinfo | None:
+    """The time zone of `name`'s schedule, if it has one."""
+    schedule = pipelines[name].schedule if name in pipelines else None
+    return schedule.tz if schedule is not None else None
+
+
+def _when(value: datetime, zone: tzinfo | None) -> str:
+    """A logical date in the schedule's zone (and UTC when that differs)."""
+    if zone is None or value.astimezone(zone).utcoffset() == value.utcoffset():
+        return value.isoformat()
+    return f"{value.astimezone(zone).isoformat()} ({value.strftime('%H:%M')} UTC)"
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,7 @@ from kawa.schedule.store import ScheduleStore
 
 if TYPE_CHECKING:
     from kawa.config import Config
-    from kawa.pipelines import Pipeline, RunEvent, RunRecord
+    from kawa.pipelines import Executor, Pipeline, RunEvent, RunRecord
     from kawa.runtime import Runtime
 
 # How much of a failed run process's output goes into the run's error.
@@ -75,6 +75,7 @@ def execute(
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_event: Callable[[RunEvent], None] | None = None,
+    executor: Executor | None = None,
 ) -> RunRecord | None:
     """Run a claimed job in this process; None if the claim was no longer the launcher's to give."""
     from kawa.pipelines import run_pipeline
@@ -98,6 +99,7 @@ def execute(
         kind=job.kind,
         logical_date=job.logical_date,
         on_event=linked,
+        executor=executor,
     )
     store.finish(job.key, me, record.run_id, now())
     return record
@@ -220,7 +222,7 @@ def main(argv: list[str]) -> int:
     import msgspec
 
     from kawa.config import Config
-    from kawa.pipelines import find_pipeline
+    from kawa.pipelines import SubprocessExecutor, find_pipeline
     from kawa.runtime import Runtime
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
@@ -236,7 +238,8 @@ def main(argv: list[str]) -> int:
     try:
         pipeline = find_pipeline(config, name)
         job = Job(project, name, datetime.fromisoformat(date), kind, owner)
-        record = execute(runtime, pipeline, job)
+        # Steps in processes of their own, as `kawa pipeline run` does: timeouts and resource hints hold.
+        record = execute(runtime, pipeline, job, executor=SubprocessExecutor())
     finally:
         runtime.close()
     if record is None:

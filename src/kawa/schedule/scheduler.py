@@ -91,7 +91,7 @@ class Scheduler:
         now = self.clock.now()
         report = TickReport(holder=self._hold_lease(now))
         if not report.leader:
-            self._reap(report)
+            self.reap(report)
             return report
         if self._last_recover is None or (now - self._last_recover).total_seconds() >= RECOVER_EVERY_S:
             self.recover(report)
@@ -102,7 +102,7 @@ class Scheduler:
             self._deployed_from = found
         self._advance(found, now, report)
         self.dispatch(report=report)
-        self._reap(report)
+        self.reap(report)
         return report
 
     def run(self, stop: threading.Event) -> None:
@@ -225,8 +225,11 @@ class Scheduler:
 
     # -- ended and orphaned runs ------------------------------------------------------------------
 
-    def _reap(self, report: TickReport) -> None:
+    def reap(self, report: TickReport | None = None) -> None:
+        """Settle the claims of launched runs whose process ended without finishing them."""
         from kawa.schedule.recovery import settle
+
+        report = report or TickReport(holder=_owner.me())
 
         for ended in self.launcher.reap():
             claim = self.store.get(ended.job.key)
