@@ -1,4 +1,4 @@
-"""One part of `kawa serve`, run as its own process: `python -m kawa.serve.worker api|lake|triggers`."""
+"""One part of `kawa serve` as its own process: `python -m kawa.serve.worker api|lake|triggers|scheduler`."""
 
 from __future__ import annotations
 
@@ -128,6 +128,16 @@ def run_triggers() -> None:
         beat.unlink(missing_ok=True)
 
 
+def run_scheduler() -> None:
+    from kawa.schedule.service import run_service
+
+    config = load_config()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_service(config, heartbeat_path(config.state_path, "scheduler"), stop)
+
+
 def _connect_host(host: str) -> str:
     """Where this machine reaches a server listening on `host` (any-address binds mean loopback)."""
     if host in ("0.0.0.0", ""):
@@ -137,7 +147,7 @@ def _connect_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-PARTS = {"api": run_api, "lake": run_lake, "triggers": run_triggers}
+PARTS = {"api": run_api, "lake": run_lake, "triggers": run_triggers, "scheduler": run_scheduler}
 
 
 def main(argv: list[str]) -> None:
