@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kawa import __version__
-from kawa.api import ingest, models, predictions, runs, segment, triggers, warehouse
+from kawa.api import catalog, ingest, models, predictions, runs, segment, triggers, warehouse
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
 from kawa.models import Registry
@@ -50,6 +50,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(models.router)
     app.include_router(triggers.router)
     app.include_router(runs.router)
+    app.include_router(catalog.router)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
     async def healthz() -> dict[str, object]:

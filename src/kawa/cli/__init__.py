@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from kawa.cli import demo, features, models, pipelines, predict, project, serve, triggers, warehouse
+from kawa.cli import (
+    catalog,
+    demo,
+    features,
+    lineage,
+    models,
+    pipelines,
+    predict,
+    project,
+    serve,
+    triggers,
+    warehouse,
+)
 
 app = typer.Typer(
     name="kawa",
@@ -22,6 +34,8 @@ models.register(app)
 predict.register(app)
 features.register(app)
 triggers.register(app)
+lineage.register(app)
+catalog.register(app)
 
 
 def main() -> None:
