@@ -103,7 +103,9 @@ def test_impact_shows_what_is_blocked_failing_or_stale(runtime: Runtime) -> None
     stale = _impact(runtime, "table", "orders")
     assert stale["pipeline kpis"] == ("stale", "read table orders at version 1, now at 2")
     assert stale["table daily_kpis"][0] == "stale"
-    assert stale["pipeline score"][0] == "stale" and "upstream train is stale" in stale["pipeline score"][1]
+    assert stale["pipeline score"][0] == "stale" and stale["pipeline score"][1] == (
+        "upstream kpis is stale: read table orders at version 1, now at 2"
+    )
 
     # A pipeline downstream fails: it is failing, and what comes after it is blocked.
     assert not run_pipeline(runtime, kpis, {"fail": True}, logical_date=DAY).succeeded

@@ -66,10 +66,16 @@ def impact(graph: LineageGraph, dataset: Dataset, *, lake_root: Path, project: s
             found.append(Impact(depth, "pipeline", node.name, status, reason))
             for target in sorted(node.writes):
                 found.append(Impact(depth, target.kind, target.name, status, reason, via=node.name))
+                # Passed on naming where it started, not every hop in between.
                 if status == FAILING:
-                    todo.append((target, depth + 1, BLOCKED, f"upstream {node.name} is failing ({reason})"))
+                    todo.append((target, depth + 1, BLOCKED, f"upstream {node.name} is failing: {reason}"))
                 elif status == STALE:
-                    todo.append((target, depth + 1, STALE, f"upstream {node.name} is stale ({reason})"))
+                    cause = (
+                        reason
+                        if reason.startswith("upstream ")
+                        else f"upstream {node.name} is stale: {reason}"
+                    )
+                    todo.append((target, depth + 1, STALE, cause))
                 else:
                     todo.append((target, depth + 1, status, reason))
     return found
