@@ -13,6 +13,7 @@ from kawa.cli import (
     pipelines,
     predict,
     project,
+    sandbox,
     serve,
     triggers,
     warehouse,
@@ -36,6 +37,7 @@ features.register(app)
 triggers.register(app)
 lineage.register(app)
 catalog.register(app)
+sandbox.register(app)
 
 
 def main() -> None:
