@@ -7,6 +7,7 @@ import typer
 from kawa.cli import (
     catalog,
     demo,
+    deploy,
     features,
     lineage,
     models,
@@ -38,6 +39,7 @@ triggers.register(app)
 lineage.register(app)
 catalog.register(app)
 sandbox.register(app)
+deploy.register(app)
 
 
 def main() -> None:
