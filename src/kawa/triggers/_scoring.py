@@ -6,6 +6,7 @@ batch features, then the streaming features as of the event; a later name replac
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +15,15 @@ import msgspec
 
 from kawa.features.materialize import AS_OF
 from kawa.features.materialize import namespace as features_ns
-from kawa.models import Registry
+from kawa.models import Bundle, Registry
 from kawa.stores.online import OnlineStore
 from kawa.triggers.spec import Trigger
 
 # From this many rows on, one `predict` call beats a `predict_one` per row (measured on scikit-learn).
 BATCH_FROM = 3
+# How long a resolved alias is used before the registry is asked again: promotions take effect
+# within this (plus the registry's own change check), without a database query per batch.
+RESOLVE_EVERY_S = 0.05
 _SCALARS = (str, int, float, bool)
 _features = msgspec.json.Decoder(dict[str, Any])
 
@@ -68,6 +72,22 @@ class Scorer:
         self.registry = registry
         self.online = online
         self.project = project
+        self._models: dict[tuple[str, str], tuple[float, int, Bundle]] = {}
+
+    def model(self, model: str, alias: str) -> tuple[int, Bundle]:
+        """The version `alias` points at and its bundle, loaded before it is used for the first time."""
+        now = time.monotonic()
+        found = self._models.get((model, alias))
+        if found is not None and now - found[0] < RESOLVE_EVERY_S:
+            return found[1], found[2]
+        version = self.registry.resolve(self.project, model, alias)
+        bundle = found[2] if found is not None and found[1] == version else None
+        if bundle is None:
+            # Loaded before any event is scored with it: a promotion switches once the new version
+            # is in memory, so no event waits on a half-loaded model or fails for it.
+            bundle = self.registry.load(self.project, model, version)
+        self._models[model, alias] = (now, version, bundle)
+        return version, bundle
 
     def score(self, hits: Sequence[Hit]) -> None:
         """Fill in each hit's score and version, or its error: per model, one version for the batch."""
@@ -77,10 +97,7 @@ class Scorer:
                 groups.setdefault((hit.trigger.model, hit.trigger.alias), []).append(hit)
         for (model, alias), group in groups.items():
             try:
-                # Resolve, then load, before any event is scored: a promotion switches only once the
-                # new version is in memory, so no event waits on a half-loaded model or fails for it.
-                version = self.registry.resolve(self.project, model, alias)
-                bundle = self.registry.load(self.project, model, version)
+                version, bundle = self.model(model, alias)
             except Exception as exc:
                 for hit in group:
                     hit.fail("model", _describe(exc))

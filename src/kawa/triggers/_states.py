@@ -1,0 +1,123 @@
+"""Streaming feature states of the trigger worker, kept in the online store a slice at a time.
+
+Storing every changed state with every batch costs an encode per event (most events of a batch touch
+different entities), which was the worker's largest cost. Instead each view's entities are split by a
+stable hash of their key into `SHARDS` shards, each with its own StreamEngine; every batch stores the
+changed states of a few shards, round robin, with the log offset the shard is complete up to (its
+stamp), in the same atomic write as the batch's results. Every shard is stored at least once per
+`ROUND_S` seconds and `ROUND_EVENTS` events, so a hot entity's many changes cost one encode per round,
+and no batch stalls on storing everything at once.
+
+After a restart each shard's states are loaded as of its stamp; the worker reads the log again from the
+oldest stamp and applies each event only to the shards whose stamp is at or before the event's record,
+which rebuilds exactly the states the crashed worker had in memory.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from kawa.stores.online import OnlineStore
+from kawa.streaming import StreamEngine, StreamView
+from kawa.triggers.state import stream_ns
+
+SHARDS = 64
+ROUND_S = 1.0
+ROUND_EVENTS = 50_000  # well inside the duplicate window, so a replay sees the same duplicates
+
+_stamp = msgspec.json.Decoder(int)
+
+
+def stamps_ns(project: str) -> str:
+    return f"stream-stamps/{project}"
+
+
+def shard_of(key: str) -> int:
+    """The shard of an entity key: stable across processes (Python's own str hash is not)."""
+    return zlib.crc32(key.encode()) % SHARDS
+
+
+class StreamStates:
+    """The views' engines, one per (view, shard), and which of them to store with the next write."""
+
+    def __init__(self, views: Sequence[StreamView], online: OnlineStore, project: str, origin: int) -> None:
+        self.project = project
+        self.views = list(views)
+        self._ns = {view.name: stream_ns(project, view.name) for view in self.views}
+
+        def load(view: str, key: str) -> bytes | None:
+            return online.get(self._ns[view], key)
+
+        capacity = max(100_000 // SHARDS, 1_000)
+        self._engines = {
+            view.name: [StreamEngine([view], load=load, capacity=capacity) for _ in range(SHARDS)]
+            for view in self.views
+        }
+        self._plan = [(view.key_of, self._engines[view.name]) for view in self.views]
+        self.units = [(view.name, shard) for view in self.views for shard in range(SHARDS)]
+        stored = dict(online.scan(stamps_ns(project)))
+        # A shard never stored (a view new to the worker) starts empty at `origin`, where the worker is.
+        self.stamps = {
+            (view, shard): _stamp.decode(stored[f"{view}/{shard}"]) if f"{view}/{shard}" in stored else origin
+            for view, shard in self.units
+        }
+        self._cursor = 0
+        self._due = 0.0
+        self._last = time.monotonic()
+
+    @property
+    def oldest(self) -> int | None:
+        """The oldest stamp: where to read the log again from to rebuild what was not stored."""
+        return min(self.stamps.values(), default=None)
+
+    def apply(self, event: dict[str, Any], t_us: int) -> None:
+        """Update every view whose key `event` carries."""
+        for key_of, engines in self._plan:
+            key = key_of(event)
+            if key is not None:
+                engines[zlib.crc32(key.encode()) % SHARDS].apply(event, t_us)
+
+    def replay(self, event: dict[str, Any], t_us: int, offset: int) -> None:
+        """`apply`, but only to shards whose stored state does not already include the record at `offset`."""
+        for view in self.views:
+            key = view.key_of(event)
+            if key is None:
+                continue
+            shard = shard_of(key)
+            if offset >= self.stamps[view.name, shard]:
+                self._engines[view.name][shard].apply(event, t_us)
+
+    def values(self, view: StreamView, key: str, t_us: int) -> dict[str, Any]:
+        return self._engines[view.name][shard_of(key)].values(view.name, key, t_us)
+
+    def puts(self, events: int, offset: int, *, everything: bool = False) -> dict[str, dict[str, bytes]]:
+        """What to store with the write that moves the worker to `offset`: the next shards' states and stamps.
+
+        `events` is how many events the batch applied; `everything` stores every shard (at start-up).
+        """
+        now = time.monotonic()
+        total = len(self.units)
+        if everything:
+            count = total
+        else:
+            share = max((now - self._last) / ROUND_S, events / ROUND_EVENTS)
+            self._due = min(self._due + total * share, total)
+            count = int(self._due)
+            self._due -= count
+        self._last = now
+        out: dict[str, dict[str, bytes]] = {}
+        stamps = out.setdefault(stamps_ns(self.project), {})
+        encoded = str(offset).encode()
+        for _ in range(count):
+            view, shard = unit = self.units[self._cursor]
+            self._cursor = (self._cursor + 1) % total
+            for name, key, value in self._engines[view][shard].take_dirty():
+                out.setdefault(self._ns[name], {})[key] = value
+            stamps[f"{view}/{shard}"] = encoded
+            self.stamps[unit] = offset
+        return out if count else {}
