@@ -84,7 +84,7 @@ class TriggerWorker:
         self.states = StreamStates(list(views.values()), online, project, self.offset) if views else None
         self._recover()
         self.deliverers = self._deliverers(api_url, write_key)
-        self._last_written = self.offset
+        self._keep_from = min(self.offset, self.position.dedupe_from)
         self._written_at = time.monotonic()
         self._lock = threading.Lock()
         if self.states is not None:
@@ -208,10 +208,14 @@ class TriggerWorker:
             self._write([], self.offset, 0)
 
     def checkpoint(self) -> None:
-        """Make the results written so far durable, then tell the event log, so it can be trimmed."""
+        """Make the results written so far durable, then tell the event log what it must keep.
+
+        The committed offset is where a restart would read from (the duplicate window and the stream
+        states not stored yet go back before the worker's offset); the log may drop what lies before.
+        """
         with self._lock:
-            offset = self._last_written
-        self.online.sync()  # everything committed before this call, the write at `offset` included
+            offset = self._keep_from
+        self.online.sync()  # everything committed before this call, the write that chose `offset` included
         self.log.commit(CONSUMER, offset)
 
     # -- one batch ---------------------------------------------------------------------------------
@@ -298,8 +302,12 @@ class TriggerWorker:
         puts[state.WORKER_NS] = {state.POSITION: state.encode(position)}
         self.online.write(puts)
         done_us = time.time_ns() // 1000
+        # A restart reads the log again from the oldest of these: the log must keep it.
+        keep = min(position.dedupe_from, next_offset)
+        if self.states is not None and self.states.oldest is not None:
+            keep = min(keep, self.states.oldest)
         with self._lock:
-            self._last_written = next_offset
+            self._keep_from = keep
         self._written_at = time.monotonic()
         # Latencies are known once the write returned; they are stored with the next write.
         self._dirty = set()
