@@ -6,8 +6,7 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ from kawa.config import load_config
 from kawa.models import Registry
 from kawa.runtime import Runtime
 from tests.conftest import Server, kawa
-from tests.triggers.conftest import buyer_bundle
+from tests.triggers.conftest import Webhook, buyer_bundle, wait_until
 
 FEATURES = """
 from kawa.triggers import Trigger
@@ -27,41 +26,6 @@ strict = Trigger("strict_on_check", on={{"event_name": "check"}}, key="keys.user
 hooked = Trigger("hooked", on={{"event_name": "cart_add"}}, key="keys.user_id", model="buyer",
                  webhook="{webhook}")
 """
-
-
-class Webhook:
-    """A receiver that answers no call until `gate` is set, and keeps what it got."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.waiting = 0
-        self.gate = threading.Event()
-        self._lock = threading.Lock()
-        received = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with received._lock:
-                    received.waiting += 1
-                received.gate.wait(60)
-                with received._lock:
-                    received.calls.append((self.headers["Idempotency-Key"], body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +72,6 @@ def triggers(server: Server) -> dict[str, dict[str, Any]]:
         r = client.get("/v1/triggers")
     assert r.status_code == 200, r.text
     return {t["name"]: t for t in r.json()["triggers"]}
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def prediction(server: Server, model: str, entity: str) -> dict[str, Any] | None:

@@ -45,7 +45,7 @@ MAX_BACKOFF_S = 10.0
 Channel = Literal["webhook", "emit"]
 # What became of one result: delivered, refused for good (with why), or to be retried (with why).
 Outcome = tuple[Literal["ok", "failed", "retry"], str]
-Sender = Callable[[Sequence[bytes]], list[Outcome]]
+Sender = Callable[[Sequence[bytes]], list[Outcome]]  # with an optional close()
 
 
 class _Id(msgspec.Struct):
@@ -107,10 +107,14 @@ class Deliverer:
         self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop sending (what is queued stays queued for the next start) and release the connections."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        close = getattr(self.send, "close", None)
+        if close is not None:
+            close()
 
     def _run(self) -> None:
         backoff = 0.0
@@ -168,49 +172,62 @@ class Deliverer:
         errors[error_key(stage, self.stats.errors)] = encode(record)
 
 
-def webhook_sender(url: str) -> Sender:
+class WebhookSender:
     """POSTs each result to `url` as JSON with an Idempotency-Key header, a few at a time."""
-    client = httpx.Client(timeout=TIMEOUT_S)
-    pool = ThreadPoolExecutor(WEBHOOK_CONCURRENCY, thread_name_prefix="kawa-webhook")
 
-    def post(body: bytes) -> Outcome:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=TIMEOUT_S)
+        self._pool = ThreadPoolExecutor(WEBHOOK_CONCURRENCY, thread_name_prefix="kawa-webhook")
+
+    def __call__(self, bodies: Sequence[bytes]) -> list[Outcome]:
+        return list(self._pool.map(self._post, bodies))
+
+    def _post(self, body: bytes) -> Outcome:
         headers = {"Content-Type": "application/json", "Idempotency-Key": _id.decode(body).id}
         try:
-            response = client.post(url, content=body, headers=headers)
+            response = self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            return "retry", f"POST {url}: {type(exc).__name__}: {exc}"
+            return "retry", f"POST {self.url}: {type(exc).__name__}: {exc}"
         code = response.status_code
         if code < 300:
             return "ok", ""
-        why = f"POST {url} answered {code}: {response.text[:200]}"
+        why = f"POST {self.url} answered {code}: {response.text[:200]}"
         return ("retry" if code >= 500 or code in (408, 425, 429) else "failed"), why
 
-    def send(bodies: Sequence[bytes]) -> list[Outcome]:
-        return list(pool.map(post, bodies))
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()
 
-    return send
 
+class EmitSender:
+    """POSTs results as events to the server's own `/v1/events` (NDJSON), so they go through the collector."""
 
-def emit_sender(api_url: str, write_key: str | None, project: str) -> Sender:
-    """POSTs events to the server's own `/v1/events` (NDJSON), so they go through the collector."""
-    client = httpx.Client(timeout=TIMEOUT_S)
-    url = api_url.rstrip("/") + "/v1/events"
+    def __init__(self, api_url: str, write_key: str | None, project: str) -> None:
+        self.url = api_url.rstrip("/") + "/v1/events"
+        self.write_key = write_key
+        self.project = project
+        self._client = httpx.Client(timeout=TIMEOUT_S)
 
-    def send(bodies: Sequence[bytes]) -> list[Outcome]:
-        if write_key is None:
-            why = f"kawa.yaml has no write key for project {project!r}; emit needs one (projects.{project})"
+    def __call__(self, bodies: Sequence[bytes]) -> list[Outcome]:
+        if self.write_key is None:
+            why = (
+                f"kawa.yaml has no write key for project {self.project!r}; "
+                f"emit needs one (projects.{self.project})"
+            )
             return [("retry", why)] * len(bodies)
-        headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/x-ndjson"}
+        headers = {"Authorization": f"Bearer {self.write_key}", "Content-Type": "application/x-ndjson"}
         try:
-            response = client.post(url, content=b"\n".join(bodies), headers=headers)
+            response = self._client.post(self.url, content=b"\n".join(bodies), headers=headers)
         except httpx.HTTPError as exc:
-            return [("retry", f"POST {url}: {type(exc).__name__}: {exc}")] * len(bodies)
+            return [("retry", f"POST {self.url}: {type(exc).__name__}: {exc}")] * len(bodies)
         if response.status_code not in (200, 400):
-            why = f"POST {url} answered {response.status_code}: {response.text[:200]}"
+            why = f"POST {self.url} answered {response.status_code}: {response.text[:200]}"
             return [("retry", why)] * len(bodies)
         outcomes: list[Outcome] = [("ok", "")] * len(bodies)
         for error in _emit_answer.decode(response.content).errors:
             outcomes[error.index] = ("failed", f"the collector refused it: {error.reason}")
         return outcomes
 
-    return send
+    def close(self) -> None:
+        self._client.close()

@@ -31,7 +31,7 @@ from kawa.triggers._results import Puts, add_results, fold_latencies
 from kawa.triggers._scoring import Hit, Scorer
 from kawa.triggers._states import StreamStates
 from kawa.triggers._tail import LogWaiter
-from kawa.triggers.delivery import Deliverer, emit_sender, webhook_sender
+from kawa.triggers.delivery import Deliverer, EmitSender, WebhookSender
 from kawa.triggers.spec import Trigger
 from kawa.triggers.state import Position, TriggerStats
 
@@ -139,13 +139,11 @@ class TriggerWorker:
         out: dict[tuple[str, str], Deliverer] = {}
         for t in self.triggers:
             if t.webhook:
-                out[t.name, "webhook"] = Deliverer(
-                    self.online, self.project, t.name, "webhook", webhook_sender(t.webhook)
-                )
+                sender = WebhookSender(t.webhook)
+                out[t.name, "webhook"] = Deliverer(self.online, self.project, t.name, "webhook", sender)
             if t.emit:
-                url = api_url or "http://127.0.0.1:8642"
-                sender = emit_sender(url, write_key, self.project)
-                out[t.name, "emit"] = Deliverer(self.online, self.project, t.name, "emit", sender)
+                emitter = EmitSender(api_url or "http://127.0.0.1:8642", write_key, self.project)
+                out[t.name, "emit"] = Deliverer(self.online, self.project, t.name, "emit", emitter)
         return out
 
     def warm_up(self) -> None:
