@@ -209,7 +209,10 @@ def runs_show(
     console.print("[bold]params:[/bold]", highlight=False)
     for key, value in record.params.items():
         console.print(f"  {key} = {json.dumps(value)}", highlight=False, markup=False)
-    steps = Table("#", "step", "status", "duration", "resources", "metrics", "outputs", title="steps")
+    results = _step_results(record.run_id)
+    steps = Table(
+        "#", "step", "status", "duration", "resources", "metrics", "outputs", "notes", title="steps"
+    )
     for s in record.steps:
         steps.add_row(
             str(s.position + 1),
@@ -219,6 +222,7 @@ def runs_show(
             _compact(s.resources),
             _compact(s.metrics),
             _compact(s.outputs),
+            _notes(results.get(s.step, {})),
         )
     _print_table(steps)
     if record.metrics:
@@ -230,7 +234,8 @@ def runs_show(
         for path in record.artifacts:
             console.print(f"  {path}", highlight=False, markup=False)
     if record.message:
-        receipts = ", ".join(_receipt(r) for r in record.message.get("delivery", []))
+        sinks = [*record.message.get("delivery", []), *filter(None, [record.message.get("event_log")])]
+        receipts = ", ".join(_receipt(r) for r in sinks)
         console.print(f"[bold]status message:[/bold] {receipts}", highlight=False)
     if record.error:
         console.print("[bold red]error:[/bold red]", highlight=False)
@@ -310,6 +315,24 @@ def _seconds(value: float | None) -> str:
 
 def _compact(value: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in value.items())
+
+
+def _step_results(run_id: str) -> dict[str, dict[str, Any]]:
+    """Each step's cache hit and attempts, as the runner recorded them."""
+    from kawa.pipelines.cache import StepResults
+
+    runtime = _runtime()
+    try:
+        return StepResults(runtime).get(run_id)
+    finally:
+        runtime.close()
+
+
+def _notes(result: dict[str, Any]) -> str:
+    if result.get("cached_from"):
+        return f"cached from run {result['cached_from']}"
+    attempts = result.get("attempts") or 0
+    return f"{attempts} attempts" if attempts > 1 else ""
 
 
 def _receipt(receipt: dict[str, Any]) -> str:
