@@ -172,8 +172,8 @@ def test_each_step_runs_in_its_own_process_and_values_cross_as_files(runtime: Ru
     log = runtime.artifacts.get_bytes(log_path(record.run_id, "table")).decode()
     assert "making a table" in log and "written by the C-level stdout" in log
     assert "INFO shop.table: three rows" in log
-    # The live file is gone once the log is kept in the artifact store.
-    assert not live_log_path(runtime.state_path, record.run_id, "table").exists()
+    # The live files (and their folder) are gone once the logs are kept in the artifact store.
+    assert not live_log_path(runtime.state_path, record.run_id, "table").parent.exists()
 
 
 def test_a_step_past_its_timeout_is_stopped_and_the_run_ends_as_timeout(runtime: Runtime) -> None:

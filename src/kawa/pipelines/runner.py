@@ -7,6 +7,7 @@ follows, and is kept in the artifact store when it ends; what it read and wrote 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -370,6 +371,8 @@ class _Run:
             log.error("could not record the end of run %s: %s", run_id, exc)
             record = self.record
             record.status, record.error, record.finished_at = status, self.error, datetime.now(UTC)
+        with contextlib.suppress(OSError):  # the run's live log folder, empty once every log is kept
+            live_log_path(self.runtime.state_path, run_id, "-").parent.rmdir()
         message = finish_message(self.runtime, record)
         try:
             self.store.set_message(run_id, message)
