@@ -88,6 +88,22 @@ def test_a_new_worker_starts_at_the_end_of_the_log(parts: Parts) -> None:
     assert realtime(parts, "u2") is not None
 
 
+def test_without_triggers_the_worker_keeps_up_without_reading(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idle = parts.worker([])
+    monkeypatch.setattr(idle.log, "read", None)  # it must not be called
+    parts.send([view("e1", "u1", 50.0)])
+    assert idle.step() and not idle.step()
+    idle.flush()
+    parts.register(buyer_bundle())
+    monkeypatch.undo()
+    later = parts.worker([BUYER])  # a trigger added later starts where the idle worker got to
+    parts.send([view("e2", "u2", 50.0)])
+    drain(later)
+    assert realtime(parts, "u1") is None and realtime(parts, "u2") is not None
+
+
 def test_repeated_event_ids_are_scored_once_also_across_a_restart(parts: Parts) -> None:
     parts.register(buyer_bundle())
     worker = parts.worker([BUYER])

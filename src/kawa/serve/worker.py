@@ -72,9 +72,10 @@ def run_lake() -> None:
 
 def run_triggers() -> None:
     from kawa.models import Registry
+    from kawa.project_code import ProjectCodeError
     from kawa.stores.eventlog import open_event_log
     from kawa.stores.online import open_online_store
-    from kawa.triggers import load_triggers
+    from kawa.triggers import TriggerError, load_triggers
     from kawa.triggers.worker import TriggerWorker
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per delivered result is noise
@@ -89,9 +90,15 @@ def run_triggers() -> None:
     online = open_online_store(spec, runtime.state_path)
     registry = Registry(runtime.metadata, runtime.artifacts)
     keys = config.projects.get(config.project)
+    try:
+        triggers = list(load_triggers(config).values())
+    except (ProjectCodeError, TriggerError) as exc:
+        # The rest of kawa serve works without triggers: say why they are off instead of a restart loop.
+        logging.getLogger("kawa.triggers").error("triggers are off: %s; fix it and restart kawa serve", exc)
+        triggers = []
     worker = TriggerWorker(
         project=config.project,
-        triggers=list(load_triggers(config).values()),
+        triggers=triggers,
         event_log=log,
         online=online,
         registry=registry,

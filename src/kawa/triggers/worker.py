@@ -187,6 +187,8 @@ class TriggerWorker:
 
     def step(self) -> bool:
         """Process what the log holds past the offset (one read); False if there was nothing new."""
+        if not self.triggers:
+            return self._skip()
         result = self.log.read(self.offset, max_bytes=READ_BYTES)
         if not result.records:
             if self.offset != self.position.offset and time.monotonic() - self._written_at > IDLE_WRITE_S:
@@ -198,6 +200,16 @@ class TriggerWorker:
         if hits or applied or time.monotonic() - self._written_at > IDLE_WRITE_S:
             self._write(hits, result.next_offset, applied)
         self.offset = result.next_offset
+        return True
+
+    def _skip(self) -> bool:
+        """Without triggers, keep up with the log without reading it (a trigger added later starts there)."""
+        end = self.log.end_offset()
+        if end == self.offset:
+            return False
+        self.offset = end
+        if time.monotonic() - self._written_at > IDLE_WRITE_S:
+            self._write([], end, 0)
         return True
 
     def flush(self) -> None:
