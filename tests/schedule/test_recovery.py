@@ -10,6 +10,7 @@ from kawa.pipelines import RunStore
 from kawa.runtime import Runtime
 from kawa.schedule import ManualClock, Schedule
 from kawa.schedule._owner import alive, me, owner_of
+from kawa.schedule.lease import Lease
 from kawa.schedule.store import QUEUED, ScheduleStore
 from tests.schedule.conftest import T0, claims_of, pipeline, runs_of, scheduler
 
@@ -122,7 +123,7 @@ def test_one_scheduler_at_a_time_and_a_dead_ones_lease_passes_at_once(
     store = ScheduleStore(runtime.metadata)
     p = pipeline("kpis", Schedule(start=(T0 + HOUR).isoformat(), every="1h"))
     other = owner_of(os.getppid())
-    assert store.acquire_lease("shop", other, clock.now(), ttl_s=30, dead=False) == other
+    assert Lease(runtime.metadata).acquire("shop", other, clock.now(), ttl_s=30, dead=False) == other
     clock.advance("10s")
     s = scheduler(runtime, {"kpis": p}, clock)
     report = s.tick()
@@ -133,7 +134,7 @@ def test_one_scheduler_at_a_time_and_a_dead_ones_lease_passes_at_once(
     clock.advance("31s")
     assert s.tick().leader
     # A holder whose process is gone loses the lease at once, without waiting out its time-to-live.
-    assert store.acquire_lease("shop", dead_owner(), clock.now(), ttl_s=30, dead=True) != me()
+    assert Lease(runtime.metadata).acquire("shop", dead_owner(), clock.now(), ttl_s=30, dead=True) != me()
     assert s.tick().leader
 
 

@@ -416,9 +416,10 @@ def pipeline_backfill(
     """Run a pipeline's scheduled dates from --from to --to, oldest first, within max_active_runs."""
     from datetime import UTC
 
+    from kawa.pipelines import SubprocessExecutor
     from kawa.schedule import ScheduleError
     from kawa.schedule.backfill import Backfill, Progress, backfill_dates
-    from kawa.schedule.launch import ProcessLauncher
+    from kawa.schedule.launch import InlineLauncher, Launcher, ProcessLauncher
 
     pipelines = _pipelines()
     if name not in pipelines:
@@ -431,8 +432,12 @@ def pipeline_backfill(
     zone = _zone(pipelines, name)
     runtime = _runtime()
     try:
-        # One at a time runs here, step output and all; more at once need processes of their own.
-        launcher = ProcessLauncher(runtime.config) if p.max_active_runs > 1 else None
+        # One at a time runs in this process; more at once need processes of their own.
+        launcher: Launcher = (
+            ProcessLauncher(runtime.config)
+            if p.max_active_runs > 1
+            else InlineLauncher(runtime, executor=SubprocessExecutor())
+        )
         job = Backfill(runtime, pipelines, name, project=project, launcher=launcher)
         outcome = job.enqueue(dates)
         for date, what in outcome.items():

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from kawa.schedule import _owner
 from kawa.schedule.clock import Clock, SystemClock
+from kawa.schedule.lease import Lease
 from kawa.schedule.spec import ScheduleError, parse_time
 from kawa.schedule.store import DONE, QUEUED, RUNNING, SKIP, Claim, ScheduleStore
 
@@ -114,7 +115,7 @@ class Backfill:
 
     def scheduler_alive(self, ttl_s: float = 30.0) -> bool:
         """Whether a running scheduler (`kawa serve`) holds this project's lease and will run them."""
-        lease = self.store.lease(self.project)
+        lease = Lease(self.runtime.metadata).holder(self.project)
         if lease is None:
             return False
         holder, heartbeat = lease

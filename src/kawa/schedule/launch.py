@@ -114,15 +114,17 @@ class InlineLauncher:
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_event: Callable[[RunEvent], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.runtime = runtime
         self.now = now
         self.on_event = on_event
+        self.executor = executor
         self._ended: list[Ended] = []
 
     def launch(self, job: Job, pipeline: Pipeline) -> None:
         try:
-            execute(self.runtime, pipeline, job, now=self.now, on_event=self.on_event)
+            execute(self.runtime, pipeline, job, now=self.now, on_event=self.on_event, executor=self.executor)
             self._ended.append(Ended(job, None))
         # Only kawa itself failing (e.g. the metadata store) raises here; a run's own errors never do.
         except Exception as exc:

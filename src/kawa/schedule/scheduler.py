@@ -21,6 +21,7 @@ from kawa.schedule import _owner
 from kawa.schedule.clock import Clock, SystemClock
 from kawa.schedule.deploy import ScheduleChange, apply
 from kawa.schedule.launch import InlineLauncher, Job, Launcher
+from kawa.schedule.lease import Lease
 from kawa.schedule.store import ACTIVE, QUEUED, RUNNING, Claim, ScheduleStore
 from kawa.schedule.waits import unmet_wait
 
@@ -72,6 +73,7 @@ class Scheduler:
         self.launcher = launcher or InlineLauncher(runtime, now=self.clock.now)
         self.project = project or runtime.config.project
         self.store = ScheduleStore(runtime.metadata)
+        self.lease = Lease(runtime.metadata)
         self.lease_ttl_s = lease_ttl_s
         self.poll_s = poll_s
         self._source = pipelines
@@ -119,7 +121,7 @@ class Scheduler:
         finally:
             self.launcher.close()
             try:
-                self.store.release_lease(self.project, _owner.me())
+                self.lease.release(self.project, _owner.me())
             except Exception:
                 log.exception("could not release the scheduler lease")
 
@@ -257,9 +259,9 @@ class Scheduler:
 
     def _hold_lease(self, now: datetime) -> str:
         me = _owner.me()
-        current = self.store.lease(self.project)
+        current = self.lease.holder(self.project)
         dead = current is not None and current[0] != me and not _owner.alive(current[0])
-        holder = self.store.acquire_lease(self.project, me, now, self.lease_ttl_s, dead)
+        holder = self.lease.acquire(self.project, me, now, self.lease_ttl_s, dead)
         if holder != me and holder != self._told_holder:
             log.warning("another scheduler (%s) holds the lease of project %s; waiting", holder, self.project)
         if holder == me and self._told_holder not in (None, me):

@@ -1,4 +1,4 @@
-"""Schedule state in the metadata store: deployed schedules, claimed and skipped runs, the scheduler lease.
+"""Schedule state in the metadata store: deployed schedules, and claimed and skipped runs.
 
 Every change of a claim is a compare-and-set inside one write transaction (writers are serialised
 by the metadata store), and a claim's primary key is (project, pipeline, logical date): a date is
@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from kawa.pipelines.runs import FAILED, SKIPPED, new_run_id
 from kawa.stores.metadata import MetadataStore
-from kawa.stores.metadata.tables import projects, runs, scheduled_runs, scheduler_leases, schedules
+from kawa.stores.metadata.tables import projects, runs, scheduled_runs, schedules
 
 # Claim states.
 QUEUED, RUNNING, DONE, SKIP = "queued", "running", "done", "skipped"
@@ -62,7 +62,7 @@ class Claim:
 
 
 class ScheduleStore:
-    """Reads and compare-and-set writes of schedules, claims and the lease."""
+    """Reads and compare-and-set writes of schedules and claims."""
 
     def __init__(self, metadata: MetadataStore) -> None:
         self.metadata = metadata
@@ -102,7 +102,7 @@ class ScheduleStore:
         if deployed:
             values["deployed_at"] = now
         with self.metadata.begin() as conn:
-            _ensure_project(conn, project, now)
+            ensure_project(conn, project, now)
             key = (schedules.c.project == project, schedules.c.pipeline == pipeline)
             if conn.execute(select(schedules.c.pipeline).where(*key)).first() is None:
                 values.setdefault("deployed_at", now)
@@ -263,7 +263,7 @@ class ScheduleStore:
         """
         outcome: dict[datetime, str] = {}
         with self.metadata.begin() as conn:
-            _ensure_project(conn, project, now)
+            ensure_project(conn, project, now)
             for date in dates:
                 row = conn.execute(select(scheduled_runs).where(*_key((project, pipeline, date)))).first()
                 if row is None:
@@ -342,49 +342,6 @@ class ScheduleStore:
             conn.execute(update(scheduled_runs).where(*_key(key)).values(**values))
         return True
 
-    # -- the lease ----------------------------------------------------------------------------------
-
-    def acquire_lease(self, project: str, owner: str, now: datetime, ttl_s: float, dead: bool) -> str:
-        """Take or renew the scheduler lease of `project`; returns its holder after the attempt.
-
-        The lease passes to `owner` when it is free, already `owner`'s, older than `ttl_s`, or `dead`
-        says the holder's process is gone (`dead` is evaluated by the caller on the current holder).
-        """
-        with self.metadata.begin() as conn:
-            _ensure_project(conn, project, now)
-            row = conn.execute(select(scheduler_leases).where(scheduler_leases.c.project == project)).first()
-            if row is None:
-                conn.execute(
-                    insert(scheduler_leases).values(
-                        project=project, owner=owner, started_at=now, heartbeat_at=now
-                    )
-                )
-                return owner
-            stale = (now - row.heartbeat_at).total_seconds() > ttl_s
-            if row.owner == owner or stale or dead:
-                started = row.started_at if row.owner == owner else now
-                conn.execute(
-                    update(scheduler_leases)
-                    .where(scheduler_leases.c.project == project)
-                    .values(owner=owner, started_at=started, heartbeat_at=now)
-                )
-                return owner
-            return str(row.owner)
-
-    def lease(self, project: str) -> tuple[str, datetime] | None:
-        """(holder, last heartbeat) of `project`'s scheduler lease, if any."""
-        with self.metadata.connect() as conn:
-            row = conn.execute(select(scheduler_leases).where(scheduler_leases.c.project == project)).first()
-        return (row.owner, row.heartbeat_at) if row is not None else None
-
-    def release_lease(self, project: str, owner: str) -> None:
-        with self.metadata.begin() as conn:
-            conn.execute(
-                scheduler_leases.delete().where(
-                    scheduler_leases.c.project == project, scheduler_leases.c.owner == owner
-                )
-            )
-
 
 def _key(key: tuple[str, str, datetime]) -> tuple[Any, ...]:
     project, pipeline, date = key
@@ -427,7 +384,7 @@ def _claim_values(
     }
 
 
-def _ensure_project(conn: Connection, project: str, now: datetime) -> None:
+def ensure_project(conn: Connection, project: str, now: datetime) -> None:
     if conn.execute(select(projects.c.name).where(projects.c.name == project)).first() is None:
         conn.execute(insert(projects).values(name=project, created_at=now))
 
@@ -444,7 +401,7 @@ def _insert_run(
 ) -> str:
     """A finished run with no steps: a skipped date, or a run that failed before it could start."""
     run_id = new_run_id()
-    _ensure_project(conn, project, now)
+    ensure_project(conn, project, now)
     conn.execute(
         insert(runs).values(
             run_id=run_id,
