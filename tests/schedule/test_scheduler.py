@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from kawa.pipelines import run_pipeline
 from kawa.runtime import Runtime
@@ -266,3 +267,36 @@ def test_a_removed_schedule_stops_and_a_changed_one_starts_from_its_new_first_ru
     clock.advance("1h")
     s.tick()
     assert [r.logical_date for r in runs_of(runtime, "kpis")] == [T0 + 4 * HOUR]
+
+
+def test_project_code_that_fails_to_load_stops_nothing_and_an_edit_is_picked_up(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    from kawa.schedule._code import ProjectPipelines
+
+    code = Path(runtime.config.root) / "pipelines.py"
+    code.write_text("this is not python\n")
+    source = ProjectPipelines(runtime.config)
+    s = Scheduler(runtime, source, clock=clock)
+    # Deployed earlier, from code that loaded; the code is broken now, when the first run falls due.
+    s.deploy({"kpis": pipeline("kpis", hourly())}, clock.now())
+    clock.advance("1h")
+    s.tick()
+    assert source.error is not None and "pipelines.py:1" in source.error
+    assert ScheduleStore(runtime.metadata).schedules("shop")["kpis"].status == ACTIVE
+    assert runs_of(runtime, "kpis") == []
+    code.write_text(GOOD_CODE.format(start=(T0 + HOUR).isoformat()))
+    s.tick()
+    assert [(r.status, r.logical_date) for r in runs_of(runtime, "kpis")] == [("succeeded", T0 + HOUR)]
+
+
+GOOD_CODE = """
+from kawa.pipelines import Pipeline, step
+from kawa.schedule import Schedule
+
+@step
+def noop() -> None:
+    return None
+
+kpis = Pipeline("kpis", steps=[noop], schedule=Schedule(start={start!r}, every="1h"))
+"""

@@ -156,3 +156,13 @@ def test_pipelines_check_their_scheduling_arguments() -> None:
         Pipeline("p", steps=[noop], max_active_runs=0)
     with pytest.raises(PipelineDefinitionError, match="must be a Schedule"):
         Pipeline("p", steps=[noop], schedule="daily")  # type: ignore[arg-type]
+
+
+def test_the_docstring_examples_run() -> None:
+    import doctest
+
+    from kawa.schedule import clock, spec
+
+    for module in (spec, clock):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

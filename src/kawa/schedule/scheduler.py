@@ -81,10 +81,9 @@ class Scheduler:
         self._last_recover: datetime | None = None
         self._told_holder: str | None = None
 
-    def pipelines(self) -> Mapping[str, Pipeline]:
-        """The project's pipelines as the scheduler sees them now."""
-        found = self._source() if callable(self._source) else self._source
-        return found if found is not None else {}
+    def pipelines(self) -> Mapping[str, Pipeline] | None:
+        """The project's pipelines as the scheduler sees them now; None if the code never loaded."""
+        return self._source() if callable(self._source) else self._source
 
     # -- one pass ---------------------------------------------------------------------------------
 
@@ -99,6 +98,10 @@ class Scheduler:
             self.recover(report)
             self._last_recover = now
         found = self.pipelines()
+        if found is None:
+            # Without the code, every schedule would look removed and every queued run orphaned.
+            self.reap(report)
+            return report
         if found is not self._deployed_from:
             report.deployed = self.deploy(found, now)
             self._deployed_from = found
@@ -185,6 +188,8 @@ class Scheduler:
         report = report or TickReport(holder=_owner.me())
         now = self.clock.now()
         pipelines = self.pipelines()
+        if pipelines is None:
+            return report
         queued: dict[str, list[Claim]] = {}
         for claim in self.store.claims(self.project, pipeline=only, states=[QUEUED]):
             queued.setdefault(claim.pipeline, []).append(claim)
