@@ -164,6 +164,41 @@ class RunContext:
         )
         return version
 
+    def lineage_entries(self) -> list[dict[str, Any]]:
+        """What the step read and wrote: what was recorded, plus tables and a model named in `outputs`."""
+        entries = list(self.lineage)
+        written = {(e["kind"], e["name"]) for e in entries if e["direction"] == "write"}
+        tables = self.outputs.get("tables")
+        if isinstance(tables, list | tuple):
+            for name in tables:
+                if isinstance(name, str) and ("table", name) not in written:
+                    entries.append(
+                        {
+                            "direction": "write",
+                            "kind": "table",
+                            "name": name,
+                            "partition": None,
+                            "version": None,
+                        }
+                    )
+        model = self.outputs.get("model")
+        if (
+            isinstance(model, dict)
+            and isinstance(model.get("name"), str)
+            and ("model", model["name"]) not in written
+        ):
+            version = model.get("version")
+            entries.append(
+                {
+                    "direction": "write",
+                    "kind": "model",
+                    "name": model["name"],
+                    "partition": None,
+                    "version": None if version is None else str(version),
+                }
+            )
+        return entries
+
     def record(self, entry: dict[str, Any]) -> None:
         """Note one read or write for lineage (the same one twice counts once)."""
         if entry not in self.lineage:

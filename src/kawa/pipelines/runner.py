@@ -327,7 +327,7 @@ class _Run:
                 run_id=run_id,
                 pipeline=self.pipeline.name,
                 step=ctx.step,
-                entries=_declared(ctx),
+                entries=ctx.lineage_entries(),
             )
         except Exception as exc:
             log.warning("could not record the lineage of step %s of run %s: %s", ctx.step, run_id, exc)
@@ -398,36 +398,6 @@ class _Run:
             self.on_event(event)
         except Exception as exc:  # a broken progress printer must not change the run
             log.warning("progress callback failed on %s: %s", event.kind, exc)
-
-
-def _declared(ctx: RunContext) -> list[dict[str, Any]]:
-    """The step's lineage: what its context recorded, plus tables and a model named in its outputs."""
-    entries = list(ctx.lineage)
-    written = {(e["kind"], e["name"]) for e in entries if e["direction"] == "write"}
-    tables = ctx.outputs.get("tables")
-    if isinstance(tables, list | tuple):
-        for name in tables:
-            if isinstance(name, str) and ("table", name) not in written:
-                entries.append(
-                    {"direction": "write", "kind": "table", "name": name, "partition": None, "version": None}
-                )
-    model = ctx.outputs.get("model")
-    if (
-        isinstance(model, dict)
-        and isinstance(model.get("name"), str)
-        and ("model", model["name"]) not in written
-    ):
-        version = model.get("version")
-        entries.append(
-            {
-                "direction": "write",
-                "kind": "model",
-                "name": model["name"],
-                "partition": None,
-                "version": None if version is None else str(version),
-            }
-        )
-    return entries
 
 
 def _aware(value: datetime) -> datetime:
