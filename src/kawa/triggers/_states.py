@@ -27,8 +27,8 @@ from kawa.streaming import StreamEngine, StreamView
 from kawa.triggers.state import stream_ns
 
 SHARDS = 64
-ROUND_S = 1.0
-ROUND_EVENTS = 50_000  # well inside the duplicate window, so a replay sees the same duplicates
+ROUND_S = 5.0
+ROUND_EVENTS = 100_000  # within the duplicate window (200,000), so a replay sees the same duplicates
 
 _stamp = msgspec.json.Decoder(int)
 
