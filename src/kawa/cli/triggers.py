@@ -77,7 +77,7 @@ def list_triggers(as_json: JsonOption = False) -> None:
         latency = r["last_latency_ms"]
         version = f" (v{r['last_version']})" if r["last_version"] else ""
         table.add_row(
-            r["name"] + ("" if r["running"] else " [dim](not running)[/dim]"),
+            r["name"] + ("" if r["running"] else " [dim](not running: restart kawa serve)[/dim]"),
             json.dumps(r["on"]),
             r["key"],
             f"{r['model']}@{r['alias']}{version}",
