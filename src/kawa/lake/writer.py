@@ -247,10 +247,19 @@ class LakeWriter:
         lake = LakeTable(self.lake_root, name, project)
         days = pc.unique(table.column("_date")).to_pylist()
         added: list[DataFile] = []
+        # A crash between publishing a flush and committing the log checkpoint replays the log from that
+        # flush's first offset, and the replay may read further than the flush did. Its rows are the
+        # ones deduplication lets through (events after the published ones): they go to a file of their
+        # own, never over the published file of the same first offset, which still holds its rows.
+        published = {f.path for f in lake.manifest().files}
         for day in days:
             part = table if len(days) == 1 else table.filter(pc.equal(table.column("_date"), day))
             partition = {"_date": day.isoformat()}
             target = lake.new_file(partition, f"part-{first:020d}.parquet")
+            replay = 0
+            while str(target.relative_to(lake.path)) in published:
+                replay += 1
+                target = lake.new_file(partition, f"part-{first:020d}-r{replay}.parquet")
             _write_parquet(part, target)
             added.append(
                 DataFile(
