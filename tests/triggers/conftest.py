@@ -145,7 +145,11 @@ class Webhook:
 
     def close(self) -> None:
         self.gate.set()
-        self.server.shutdown()
+        # `shutdown` waits for `serve_forever` to say it stopped; on a loaded machine that wait was once
+        # seen never to end, so it is bounded: the serving thread is a daemon either way.
+        stopper = threading.Thread(target=self.server.shutdown, daemon=True)
+        stopper.start()
+        stopper.join(5)
         self.server.server_close()
 
 
