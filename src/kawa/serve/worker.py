@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kawa.config import load_config
@@ -49,18 +50,8 @@ def run_lake() -> None:
     runtime = Runtime(config)
     log = open_event_log(config.stores.event_log, runtime.state_path, writer=False)
     writer = LakeWriter(log, runtime.lake_root, config.lake)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    beat = heartbeat_path(runtime.state_path, "lake")
-    beat.parent.mkdir(parents=True, exist_ok=True)
-
-    def pulse() -> None:
-        while not stop.wait(0.5):
-            beat.write_text(f"{time.time()} {writer.offset}\n")
-
-    beat.write_text(f"{time.time()} {writer.offset}\n")
-    threading.Thread(target=pulse, daemon=True).start()
+    stop = _stop_on_signals()
+    beat = _start_heartbeat(heartbeat_path(runtime.state_path, "lake"), lambda: writer.offset, stop)
     logging.getLogger("kawa").info("lake writer started at log offset %d", writer.offset)
     try:
         writer.run(stop)
@@ -106,22 +97,17 @@ def run_triggers() -> None:
         write_key=keys.write_key if keys is not None else None,
     )
     worker.warm_up()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    beat = heartbeat_path(runtime.state_path, "triggers")
-    beat.parent.mkdir(parents=True, exist_ok=True)
+    stop = _stop_on_signals()
 
-    def pulse() -> None:
-        while not stop.wait(0.5):
-            beat.write_text(f"{time.time()} {worker.offset}\n")
-            try:
-                worker.checkpoint()
-            except OSError:
-                logging.getLogger("kawa").exception("cannot store the trigger worker's log checkpoint")
+    def checkpoint() -> None:
+        try:
+            worker.checkpoint()
+        except OSError:
+            logging.getLogger("kawa").exception("cannot store the trigger worker's log checkpoint")
 
-    beat.write_text(f"{time.time()} {worker.offset}\n")
-    threading.Thread(target=pulse, daemon=True).start()
+    beat = _start_heartbeat(
+        heartbeat_path(runtime.state_path, "triggers"), lambda: worker.offset, stop, every_beat=checkpoint
+    )
     # Models and project code loaded so far live as long as the process: keep them out of collections.
     gc.freeze()
     try:
@@ -139,10 +125,37 @@ def run_scheduler() -> None:
     from kawa.schedule.service import run_service
 
     config = load_config()
+    stop = _stop_on_signals()
+    run_service(config, heartbeat_path(config.state_path, "scheduler"), stop)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT set: the part finishes its work and exits cleanly."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run_service(config, heartbeat_path(config.state_path, "scheduler"), stop)
+    return stop
+
+
+def _start_heartbeat(
+    beat: Path,
+    offset: Callable[[], int],
+    stop: threading.Event,
+    *,
+    every_beat: Callable[[], None] | None = None,
+) -> Path:
+    """Write `beat` (time and log offset) now and every half second until `stop`, for the supervisor."""
+    beat.parent.mkdir(parents=True, exist_ok=True)
+
+    def pulse() -> None:
+        while not stop.wait(0.5):
+            beat.write_text(f"{time.time()} {offset()}\n")
+            if every_beat is not None:
+                every_beat()
+
+    beat.write_text(f"{time.time()} {offset()}\n")
+    threading.Thread(target=pulse, daemon=True).start()
+    return beat
 
 
 def _connect_host(host: str) -> str:
