@@ -78,6 +78,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(mem / 2**30, 1),
         "cpu": model,
         "python": platform.python_version(),
+        "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -31,6 +29,7 @@ from typing import Any
 
 from benchmarks._events import make_bodies
 from benchmarks._load import LoadResult, Requests, drive, probe_freshness, wait_until
+from benchmarks._peers_kawa import machine
 from benchmarks._server import Sampler, cpu_seconds, fsync_rate, start_kawa, start_sink
 from kawa.warehouse import Warehouse
 
@@ -303,23 +302,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem / 2**30, 1),
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import shutil
 import statistics
@@ -44,6 +42,7 @@ import pyarrow as pa
 from benchmarks._client import Connection, ServerClosed, request_head
 from benchmarks._events import make_bodies
 from benchmarks._load import Requests, drive
+from benchmarks._peers_kawa import machine, save
 from benchmarks._server import Kawa, cpu_seconds, start_kawa
 
 RESULTS = Path(__file__).parent / "results"
@@ -363,14 +362,12 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "benchmark": "realtime",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "runs": runs,
         "median": median,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"realtime-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=2))
+    path = save("realtime", report, args.out)
     print(f"\nresults: {path}")
 
 
