@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import defaultdict
@@ -30,6 +31,7 @@ from kawa.lake.table import DataFile, LakeTable
 from kawa.stores.eventlog import EventLog
 
 log = logging.getLogger("kawa.lake")
+_FLUSHED = re.compile(r"part-(\d{20})(?:-r\d+)?\.parquet")
 
 CONSUMER = "lake"
 EVENTS = "events"
@@ -91,6 +93,7 @@ class LakeWriter:
         self.db.execute("CREATE TABLE recent (project VARCHAR, event_id VARCHAR, seq BIGINT)")
         self._seq = 0
         self.offset = log.committed(CONSUMER)
+        self._published_ahead: set[tuple[str, str, str]] = set()  # (table, project, path); see _recover
         self._recover()
 
     # -- start-up --------------------------------------------------------------------------------
@@ -111,6 +114,17 @@ class LakeWriter:
             removed = table.remove_orphans()
             if removed:
                 log.info("removed %d unpublished files from %s", removed, table.path)
+        # A crash between publishing a flush and committing the log checkpoint replays the log from that
+        # flush's first offset, and the replay may read further than the flush did. Its rows are the
+        # ones deduplication lets through (events after the published ones): they must go to a file of
+        # their own, never over the published file of the same first offset, which still holds its rows.
+        # Only files named for offsets at or past the checkpoint can be written again.
+        for name in (EVENTS, REJECTED):
+            for table in self._tables(name):
+                for f in table.manifest().files:
+                    first = _first_offset(f.path)
+                    if first is not None and first >= self.offset:
+                        self._published_ahead.add((name, table.project, f.path))
         budget = self.config.dedupe_window_events
         for table in self._tables(EVENTS):
             files = table.manifest().files
@@ -247,17 +261,12 @@ class LakeWriter:
         lake = LakeTable(self.lake_root, name, project)
         days = pc.unique(table.column("_date")).to_pylist()
         added: list[DataFile] = []
-        # A crash between publishing a flush and committing the log checkpoint replays the log from that
-        # flush's first offset, and the replay may read further than the flush did. Its rows are the
-        # ones deduplication lets through (events after the published ones): they go to a file of their
-        # own, never over the published file of the same first offset, which still holds its rows.
-        published = {f.path for f in lake.manifest().files}
         for day in days:
             part = table if len(days) == 1 else table.filter(pc.equal(table.column("_date"), day))
             partition = {"_date": day.isoformat()}
             target = lake.new_file(partition, f"part-{first:020d}.parquet")
             replay = 0
-            while str(target.relative_to(lake.path)) in published:
+            while (name, project, str(target.relative_to(lake.path))) in self._published_ahead:
                 replay += 1
                 target = lake.new_file(partition, f"part-{first:020d}-r{replay}.parquet")
             _write_parquet(part, target)
@@ -323,6 +332,12 @@ class LakeWriter:
         if self._maintainer is not None:
             self._maintainer.join()
         self.db.close()
+
+
+def _first_offset(path: str) -> int | None:
+    """The log offset a flushed file is named for (`part-<offset>[-r<n>].parquet`), or None for others."""
+    match = _FLUSHED.fullmatch(path.rsplit("/", 1)[-1])
+    return None if match is None else int(match.group(1))
 
 
 def _lines(body: bytes) -> pa.Table:
