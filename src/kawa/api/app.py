@@ -1,4 +1,4 @@
-"""The FastAPI application that `kawa serve` runs: ingest, warehouse, health and metrics."""
+"""The FastAPI application that `kawa serve` runs: the HTTP API, health, metrics and the web UI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from kawa import __version__
+from kawa import __version__, ui
 from kawa.api import catalog, ingest, models, predictions, runs, segment, triggers, warehouse
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
@@ -51,6 +51,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(triggers.router)
     app.include_router(runs.router)
     app.include_router(catalog.router)
+    ui.install(app)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
     async def healthz() -> dict[str, object]:
@@ -68,9 +69,24 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+_TITLES = {403: "Not allowed", 404: "Not found", 400: "Bad request", 409: "Conflict"}
+
+
+def _is_page(request: Request) -> bool:
+    """Whether a failed request came from the web UI (answered with a page) rather than the API (JSON)."""
+    path = request.url.path
+    return not path.startswith(("/v1/", "/healthz", "/metrics", "/openapi", "/docs", "/kawa.js")) and (
+        "text/html" in request.headers.get("accept", "") or bool(request.headers.get("hx-request"))
+    )
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if _is_page(request):
+            return ui.error_page(
+                request, exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail)
+            )
         return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
