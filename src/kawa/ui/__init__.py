@@ -12,12 +12,22 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from kawa.ui.pages import login, overview
+from kawa.ui.pages import events, lineage, login, models, overview, pipelines, predictions, runs, warehouse
 from kawa.ui.render import page
 from kawa.ui.session import LoginRequired, current, login_url
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = [login.router, overview.router]
+ROUTERS = [
+    login.router,
+    overview.router,
+    events.router,
+    warehouse.router,
+    pipelines.router,
+    runs.router,
+    models.router,
+    predictions.router,
+    lineage.router,
+]
 
 
 def install(app: FastAPI) -> None:
