@@ -80,6 +80,18 @@ def _append(runtime: Runtime, log: Any, body: bytes, project: str) -> dict[str, 
     return receipt
 
 
+def _server_url(runtime: Runtime) -> str:
+    """The running server's own URL (it may listen on a --port other than kawa.yaml's)."""
+    from kawa.serve.worker import running_server_url
+
+    found = running_server_url(runtime.state_path)
+    if found is not None:
+        return found
+    host = runtime.config.server.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{host}:{runtime.config.server.port}"
+
+
 def _post(runtime: Runtime, body: bytes, project: str) -> dict[str, Any]:
     keys = runtime.config.projects.get(project)
     receipt: dict[str, Any] = {"sink": "event_log", "via": "http", "ok": False}
@@ -89,9 +101,7 @@ def _post(runtime: Runtime, body: bytes, project: str) -> dict[str, Any]:
             "add them with `kawa keys create`"
         )
         return receipt
-    host = runtime.config.server.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url = f"http://{host}:{runtime.config.server.port}/v1/events"
+    url = f"{_server_url(runtime)}/v1/events"
     try:
         response = httpx.post(
             url,

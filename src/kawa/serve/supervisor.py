@@ -15,7 +15,7 @@ from typing import TextIO
 import httpx
 
 from kawa.config import Config
-from kawa.serve.worker import heartbeat_path
+from kawa.serve.worker import heartbeat_path, server_url_path
 
 PARTS = ("api", "lake", "triggers", "scheduler")
 # Parts that say they are alive by touching a heartbeat file at least this often.
@@ -116,6 +116,8 @@ class Supervisor:
                 status = self.healthy()
                 if all(status.values()):
                     ready = True
+                    # The port may come from --port, not kawa.yaml: CLI commands beside us read it here.
+                    server_url_path(self.config.state_path).write_text(self.url + "\n")
                     self.say("kawa", f"ready at {self.url}")
                 elif time.monotonic() > deadline:
                     waiting = ", ".join(p for p, ok in status.items() if not ok)
@@ -125,6 +127,7 @@ class Supervisor:
 
     def stop(self) -> int:
         self.say("kawa", "stopping")
+        server_url_path(self.config.state_path).unlink(missing_ok=True)
         for child in self.children.values():
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)

@@ -19,6 +19,19 @@ def heartbeat_path(state_path: Path, part: str) -> Path:
     return state_path / "run" / f"{part}.alive"
 
 
+def server_url_path(state_path: Path) -> Path:
+    """Where a ready `kawa serve` writes the URL it listens on, for CLI commands run beside it."""
+    return state_path / "run" / "server.url"
+
+
+def running_server_url(state_path: Path) -> str | None:
+    """The URL of the `kawa serve` running over `state_path`, if one said it is ready."""
+    try:
+        return server_url_path(state_path).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def run_api() -> None:
     import uvicorn
 
