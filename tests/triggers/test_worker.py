@@ -294,3 +294,18 @@ def _us(stamp: str) -> int:
     from kawa.events.validate import parse_time
 
     return parse_time(stamp)
+
+
+def test_a_stopped_worker_shows_its_triggers_as_not_active() -> None:
+    from kawa.stores.online.memory import MemoryOnlineStore
+
+    online = MemoryOnlineStore()
+    position = state.Position(offset=10, project="shop", triggers=["on_view"])
+    stats = state.TriggerStats(definition={"name": "on_view"}, matched=3, scored=3)
+    online.put_many(state.WORKER_NS, {state.POSITION: msgspec.json.encode(position)})
+    online.put_many(state.stats_ns("shop"), {"on_view": msgspec.json.encode(stats)})
+    alive = state.status(online, "shop", 10, running=True)
+    assert [t["active"] for t in alive["triggers"]] == [True]
+    stopped = state.status(online, "shop", 10, running=False)
+    assert [t["active"] for t in stopped["triggers"]] == [False]
+    assert stopped["triggers"][0]["scored"] == 3 and stopped["worker"]["running"] is False

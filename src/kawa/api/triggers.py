@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from kawa.api.auth import read_access
+from kawa.serve.worker import part_alive
 from kawa.triggers import state
 
 router = APIRouter(tags=["triggers"])
@@ -20,7 +21,8 @@ def list_triggers(request: Request) -> dict[str, Any]:
     # A plain def: FastAPI runs it in a worker thread, as counting queued deliveries walks the store.
     key = read_access(request)
     runtime = request.app.state.runtime
-    return state.status(runtime.online, key.project, runtime.event_log.end_offset())
+    alive = part_alive(runtime.state_path, "triggers")
+    return state.status(runtime.online, key.project, runtime.event_log.end_offset(), running=alive)
 
 
 @router.get(

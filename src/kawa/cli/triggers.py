@@ -31,11 +31,13 @@ def _declared(config: Config) -> dict[str, Trigger]:
 def _live(config: Config) -> dict[str, Any]:
     """What the worker has stored: counters per trigger, and its lag behind the event log."""
     from kawa.runtime import Runtime
+    from kawa.serve.worker import part_alive
     from kawa.triggers import state
 
     runtime = Runtime(config)
     try:
-        return state.status(runtime.online, config.project, runtime.event_log.end_offset())
+        alive = part_alive(runtime.state_path, "triggers")
+        return state.status(runtime.online, config.project, runtime.event_log.end_offset(), running=alive)
     finally:
         runtime.close()
 

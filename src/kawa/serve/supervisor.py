@@ -15,7 +15,7 @@ from typing import TextIO
 import httpx
 
 from kawa.config import Config
-from kawa.serve.worker import heartbeat_path, server_url_path
+from kawa.serve.worker import heartbeat_path, part_alive, server_url_path
 
 PARTS = ("api", "lake", "triggers", "scheduler")
 # Parts that say they are alive by touching a heartbeat file at least this often.
@@ -86,11 +86,7 @@ class Supervisor:
         except httpx.HTTPError:
             status["api"] = False
         for part in PARTS[1:]:
-            beat = heartbeat_path(self.config.state_path, part)
-            try:
-                status[part] = time.time() - float(beat.read_text().split()[0]) < HEARTBEAT_S
-            except (OSError, ValueError, IndexError):
-                status[part] = False
+            status[part] = part_alive(self.config.state_path, part, HEARTBEAT_S)
         return status
 
     def run(self) -> int:

@@ -19,6 +19,15 @@ def heartbeat_path(state_path: Path, part: str) -> Path:
     return state_path / "run" / f"{part}.alive"
 
 
+def part_alive(state_path: Path, part: str, within_s: float = 5.0) -> bool:
+    """Whether `kawa serve`'s `part` (lake, triggers, scheduler) beat in the last `within_s` seconds."""
+    try:
+        beat = heartbeat_path(state_path, part).read_text().split()[0]
+        return time.time() - float(beat) < within_s
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def server_url_path(state_path: Path) -> Path:
     """Where a ready `kawa serve` writes the URL it listens on, for CLI commands run beside it."""
     return state_path / "run" / "server.url"

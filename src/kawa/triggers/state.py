@@ -128,15 +128,17 @@ def read_delivery(online: OnlineStore, project: str) -> dict[str, DeliveryStats]
     return {key: _delivery.decode(raw) for key, raw in online.scan(delivery_ns(project))}
 
 
-def status(online: OnlineStore, project: str, log_end: int | None) -> dict[str, Any]:
+def status(online: OnlineStore, project: str, log_end: int | None, *, running: bool = True) -> dict[str, Any]:
     """Every trigger the worker has run for `project` with its counters, and the worker's lag.
 
     `log_end` is the event log's end offset (None if unknown): lag is what lies between it and the
     worker's offset, in bytes and in seconds since the last record the worker finished was received.
+    `running` says whether the worker is alive now; a stopped worker's triggers are not active.
     """
     position = read_position(online)
     delivery = read_delivery(online, project)
-    active = set(position.triggers) if position is not None and position.project == project else set()
+    mine = running and position is not None and position.project == project
+    active = set(position.triggers) if mine and position is not None else set()
     triggers = []
     for name, stats in sorted(read_stats(online, project).items()):
         pending = {
@@ -171,6 +173,7 @@ def status(online: OnlineStore, project: str, log_end: int | None) -> dict[str, 
             "lag_s": round(max(time.time() - position.received_at / 1e6, 0.0), 3) if behind else 0.0,
             "duplicates": position.duplicates if position.project == project else 0,
             "updated_at": position.updated_at,
+            "running": running,
         }
     return {"triggers": triggers, "worker": worker}
 

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from kawa.events.stats import ingest_activity
 from kawa.pipelines import RunStore
+from kawa.serve.worker import part_alive
 from kawa.triggers import state as trigger_state
 from kawa.ui.render import page
 from kawa.ui.session import Viewer, viewer
@@ -37,7 +38,9 @@ def _live(request: Request, who: Viewer) -> dict[str, Any]:
     activity = ingest_activity(runtime.warehouse(who.project))
     runs = RunStore(runtime.metadata).list(who.project, limit=RECENT_RUNS)
     models = [m for m in request.app.state.registry.list_models(who.project) if m.aliases]
-    triggers = trigger_state.status(runtime.online, who.project, runtime.event_log.end_offset())
+    log_end = runtime.event_log.end_offset()
+    alive = part_alive(runtime.state_path, "triggers")
+    triggers = trigger_state.status(runtime.online, who.project, log_end, running=alive)
     chart = {
         "type": "bar",
         "data": {
