@@ -1,4 +1,8 @@
-"""The metadata store: migrations on open, safe SQLite settings, and concurrent openers."""
+"""The metadata store on each backend (SQLite, PostgreSQL): migrations, transactions, concurrent openers.
+
+Tests that take `target`, `empty` or `store` run once per backend; the PostgreSQL cases need a real
+server (tests/services/postgres.py), and skip loudly, or fail in CI, without one.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,13 +28,66 @@ from kawa.stores.metadata import MetadataError, MetadataStore, open_metadata
 from kawa.stores.metadata.migrate import MIGRATIONS, alembic_config, head_revision
 from kawa.stores.metadata.tables import api_keys, metadata, projects
 
+pytest_plugins = ["tests.services.postgres"]
+
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 VERSIONS = Path(__file__).parents[2] / "src" / "kawa" / "stores" / "metadata" / "migrations" / "versions"
 
+BACKENDS = ["sqlite", "postgres"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One database under test, and how to open it again (here or in another process)."""
+
+    spec: str  # `sqlite` or a URL
+    state: Path
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.spec.startswith("sqlite") else "postgres"
+
+    def open(self, **options: float) -> MetadataStore:
+        if options:
+            return MetadataStore(self.url, busy_timeout_s=options["busy_timeout_s"])
+        return open_metadata(self.spec, self.state)
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.state / 'metadata.sqlite3'}" if self.spec == "sqlite" else self.spec
+
+    def opener(self) -> str:
+        """Python source that opens this database, for child processes."""
+        return f"open_metadata({self.spec!r}, Path({str(self.state)!r}))"
+
+
+def _target(request: pytest.FixtureRequest, tmp_path: Path, url_fixture: str) -> Target:
+    if request.param == "sqlite":
+        return Target("sqlite", tmp_path / "state")
+    return Target(request.getfixturevalue(url_fixture), tmp_path / "state")
+
+
+@pytest.fixture(params=BACKENDS)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    """A database at the newest schema, on each backend."""
+    return _target(request, tmp_path, "postgres_url")
+
+
+@pytest.fixture(params=BACKENDS)
+def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    """A database kawa has never opened (an empty folder, or an empty PostgreSQL database)."""
+    return _target(request, tmp_path, "postgres_empty_url")
+
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(target: Target) -> Iterator[MetadataStore]:
+    with target.open() as store:
+        yield store
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[MetadataStore]:
     with open_metadata("sqlite", tmp_path / "state") as store:
         yield store
 
@@ -43,13 +102,16 @@ def _spawn(code: str) -> subprocess.Popen[str]:
     )
 
 
-def test_migrations_create_the_tables_in_a_fresh_folder(tmp_path: Path) -> None:
-    state = tmp_path / "new" / "state"
-    with open_metadata("sqlite", state) as store:
-        assert (state / "metadata.sqlite3").is_file()
+# -- migrations --------------------------------------------------------------------------------------
+
+
+def test_migrations_create_the_tables_in_an_empty_database(empty: Target) -> None:
+    with empty.open() as store:
         assert store.revision() == head_revision() == sorted(p.name[:4] for p in VERSIONS.glob("0*.py"))[-1]
         tables = set(inspect(store.engine).get_table_names())
-    assert {"projects", "api_keys", "alembic_version"} <= tables
+    assert {"projects", "api_keys", "runs", "lineage", "alembic_version"} <= tables
+    if empty.backend == "sqlite":
+        assert (empty.state / "metadata.sqlite3").is_file()
 
 
 def test_the_migrated_schema_matches_the_tables_module(store: MetadataStore) -> None:
@@ -58,11 +120,11 @@ def test_the_migrated_schema_matches_the_tables_module(store: MetadataStore) -> 
     assert differences == []
 
 
-def test_reopening_keeps_data_and_migrates_nothing(tmp_path: Path) -> None:
-    with open_metadata("sqlite", tmp_path) as store, store.begin() as conn:
+def test_reopening_keeps_data_and_migrates_nothing(target: Target) -> None:
+    with target.open() as store, store.begin() as conn:
         conn.execute(insert(projects).values(name="shop", created_at=NOW))
     for _ in range(2):
-        with open_metadata("sqlite", tmp_path) as store, store.connect() as conn:
+        with target.open() as store, store.connect() as conn:
             assert conn.scalars(select(projects.c.name)).all() == ["shop"]
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
                 head_revision()
@@ -78,6 +140,8 @@ def test_every_migration_downgrades_and_upgrades_again(store: MetadataStore) -> 
         command.upgrade(config, "head")
     assert store.revision() == head_revision()
     assert {"projects", "api_keys"} <= set(inspect(store.engine).get_table_names())
+    with store.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
 def test_migration_files_are_package_data() -> None:
@@ -85,8 +149,7 @@ def test_migration_files_are_package_data() -> None:
     assert (MIGRATIONS / "versions" / "0001_projects_and_keys.py").is_file()
 
 
-def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def test_processes_opening_a_new_database_at_once_all_succeed(empty: Target) -> None:
     code = f"""
         import sys
         from pathlib import Path
@@ -96,7 +159,7 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) ->
         from kawa.stores.metadata.tables import projects
         print("ready", flush=True)
         sys.stdin.readline()
-        with open_metadata("sqlite", Path({str(state)!r})) as store:
+        with {empty.opener()} as store:
             with store.begin() as conn:
                 n = conn.scalar(select(func.count()).select_from(projects))
                 conn.execute(insert(projects).values(name=f"p{{n}}", created_at=datetime.now(UTC)))
@@ -113,24 +176,33 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) ->
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert out.strip() == head_revision()
-    with open_metadata("sqlite", state) as store, store.connect() as conn:
+    with empty.open() as store, store.connect() as conn:
         # Each writer counted the others' rows: writes were serialised, none lost.
         assert sorted(conn.scalars(select(projects.c.name))) == ["p0", "p1", "p2"]
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
 
 
-def test_sqlite_pragmas_are_set_on_every_connection(store: MetadataStore) -> None:
-    with store.connect() as first, store.connect() as second:
-        for conn in (first, second):
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
-            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+def test_a_database_from_a_newer_kawa_is_refused(target: Target) -> None:
+    with target.open() as store, store.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(MetadataError, match=r"9999.*upgrade kawa"):
+        target.open()
+
+
+# -- transactions ------------------------------------------------------------------------------------
 
 
 def test_foreign_keys_are_enforced(store: MetadataStore) -> None:
     row = {"key_id": "k1", "project": "nope", "role": "read", "secret_hash": "0" * 64, "created_at": NOW}
     with pytest.raises(IntegrityError), store.begin() as conn:
+        conn.execute(insert(api_keys).values(**row))
+
+
+def test_check_constraints_are_enforced(store: MetadataStore) -> None:
+    with store.begin() as conn:
+        conn.execute(insert(projects).values(name="shop", created_at=NOW))
+    row = {"key_id": "k1", "project": "shop", "role": "root", "secret_hash": "0" * 64, "created_at": NOW}
+    with pytest.raises(IntegrityError, match="role"), store.begin() as conn:
         conn.execute(insert(api_keys).values(**row))
 
 
@@ -140,9 +212,11 @@ def test_a_failed_write_transaction_leaves_nothing(store: MetadataStore) -> None
         conn.execute(insert(projects).values(name="a", created_at=NOW))
     with store.connect() as conn:
         assert conn.scalars(select(projects.c.name)).all() == []
+    with store.begin() as conn:  # and the pool hands out healthy connections afterwards
+        conn.execute(insert(projects).values(name="b", created_at=NOW))
 
 
-def test_a_writer_waits_for_another_instead_of_failing(store: MetadataStore, tmp_path: Path) -> None:
+def test_a_writer_waits_for_another_instead_of_failing(store: MetadataStore, target: Target) -> None:
     holding = threading.Event()
 
     def slow_writer() -> None:
@@ -152,7 +226,7 @@ def test_a_writer_waits_for_another_instead_of_failing(store: MetadataStore, tmp
             time.sleep(0.5)
 
     # A second store is a separate pool, as another process would be.
-    with open_metadata("sqlite", tmp_path / "state") as other:
+    with target.open() as other:
         thread = threading.Thread(target=slow_writer)
         thread.start()
         assert holding.wait(10)
@@ -166,6 +240,23 @@ def test_a_writer_waits_for_another_instead_of_failing(store: MetadataStore, tmp
     assert count == 1, "the second writer read only after the first committed"
 
 
+def test_a_writer_gives_up_after_the_busy_timeout_saying_why(store: MetadataStore, target: Target) -> None:
+    with target.open(busy_timeout_s=0.3) as impatient:
+        with store.begin() as conn:
+            conn.execute(insert(projects).values(name="held", created_at=NOW))
+            started = time.monotonic()
+            with (
+                pytest.raises(MetadataError, match=r"held the write lock .* for over 0.3 s"),
+                impatient.begin() as other,
+            ):
+                other.execute(insert(projects).values(name="late", created_at=NOW))
+            assert 0.25 < time.monotonic() - started < 5
+        with impatient.begin() as other:  # once the lock is free it writes as usual
+            other.execute(insert(projects).values(name="late", created_at=NOW))
+    with store.connect() as conn:
+        assert sorted(conn.scalars(select(projects.c.name))) == ["held", "late"]
+
+
 def test_readers_do_not_wait_for_a_writer(store: MetadataStore) -> None:
     with store.begin() as writer:
         writer.execute(insert(projects).values(name="pending", created_at=NOW))
@@ -175,22 +266,31 @@ def test_readers_do_not_wait_for_a_writer(store: MetadataStore) -> None:
         assert time.monotonic() - started < 1.0
 
 
+def test_a_read_connection_sees_one_snapshot_until_it_closes(store: MetadataStore) -> None:
+    with store.connect() as reader:
+        assert reader.scalars(select(projects.c.name)).all() == []
+        with store.begin() as writer:
+            writer.execute(insert(projects).values(name="later", created_at=NOW))
+        assert reader.scalars(select(projects.c.name)).all() == []
+    with store.connect() as reader:
+        assert reader.scalars(select(projects.c.name)).all() == ["later"]
+
+
 def test_datetimes_come_back_aware_in_utc(store: MetadataStore) -> None:
-    tokyo = datetime(2026, 5, 6, 9, 0, tzinfo=timezone(timedelta(hours=9)))
+    tokyo = datetime(2026, 5, 6, 9, 0, 0, 123456, tzinfo=timezone(timedelta(hours=9)))
     with store.begin() as conn:
         conn.execute(insert(projects).values(name="t", created_at=tokyo))
     with store.connect() as conn:
         stored = conn.scalar(select(projects.c.created_at))
-    assert stored == tokyo and stored.tzinfo == UTC and stored.hour == 0
+        # Comparisons in SQL work on the instant, whatever zone the parameter is in.
+        found = conn.scalar(select(projects.c.name).where(projects.c.created_at == tokyo.astimezone(UTC)))
+    assert stored == tokyo and stored.tzinfo == UTC and stored.hour == 0 and stored.microsecond == 123456
+    assert found == "t"
     with pytest.raises(StatementError, match="naive datetime"), store.begin() as conn:
         conn.execute(insert(projects).values(name="n", created_at=datetime(2026, 1, 1)))
 
 
-def test_a_database_from_a_newer_kawa_is_refused(tmp_path: Path) -> None:
-    with open_metadata("sqlite", tmp_path) as store, store.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    with pytest.raises(MetadataError, match=r"9999.*upgrade kawa"):
-        open_metadata("sqlite", tmp_path)
+# -- backend choice ------------------------------------------------------------------------------------
 
 
 def test_a_sqlite_url_names_the_file(tmp_path: Path) -> None:
@@ -214,24 +314,45 @@ def test_in_memory_sqlite_is_refused(url: str, tmp_path: Path) -> None:
 
 
 def test_postgresql_urls_use_psycopg_3() -> None:
-    try:
-        store = MetadataStore("postgresql://kawa@localhost/kawa", migrate=False)
-    except BackendError as exc:
-        assert "kawa[postgres]" in str(exc)
-    else:
+    for url in ("postgresql://kawa@localhost/kawa", "postgres://kawa@localhost/kawa"):
+        try:
+            store = MetadataStore(url, migrate=False)
+        except BackendError as exc:
+            assert "kawa[postgres]" in str(exc)
+        else:
+            assert store.engine.dialect.driver == "psycopg"
+            store.close()
+
+
+def test_a_postgresql_store_keeps_its_password_out_of_its_repr(postgres_url: str, tmp_path: Path) -> None:
+    with open_metadata(postgres_url, tmp_path) as store:
+        assert store.revision() == head_revision()
         assert store.engine.dialect.driver == "psycopg"
-        store.close()
+        assert "***" in repr(store) and store.url.password and store.url.password not in repr(store)
+    assert not tmp_path.joinpath("metadata.sqlite3").exists()
+
+
+# -- change watcher ----------------------------------------------------------------------------------
+
+
+def test_sqlite_pragmas_are_set_on_every_connection(sqlite_store: MetadataStore) -> None:
+    with sqlite_store.connect() as first, sqlite_store.connect() as second:
+        for conn in (first, second):
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
 
 
 def test_the_watcher_sees_commits_from_other_connections_and_processes(
-    store: MetadataStore, tmp_path: Path
+    sqlite_store: MetadataStore, tmp_path: Path
 ) -> None:
-    watcher = store.watcher()
+    watcher = sqlite_store.watcher()
     try:
         assert watcher.exact
         assert watcher.changed() is True  # first call
         assert watcher.changed() is False
-        with store.begin() as conn:
+        with sqlite_store.begin() as conn:
             conn.execute(insert(projects).values(name="a", created_at=NOW))
         assert watcher.changed() is True
         assert watcher.changed() is False
@@ -247,3 +368,17 @@ def test_the_watcher_sees_commits_from_other_connections_and_processes(
         assert watcher.changed() is True
     finally:
         watcher.close()
+
+
+def test_the_postgresql_watcher_says_changed_once_per_ttl(postgres_url: str, tmp_path: Path) -> None:
+    with open_metadata(postgres_url, tmp_path) as store:
+        watcher = store.watcher(ttl_s=0.3)
+        try:
+            assert not watcher.exact
+            assert watcher.changed() is True
+            assert watcher.changed() is False
+            time.sleep(0.35)
+            assert watcher.changed() is True
+            assert watcher.changed() is False
+        finally:
+            watcher.close()

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine
 
-from kawa.stores.metadata.store import WRITE_OPTION, MetadataError
+from kawa.stores.metadata.store import LOCK_TIMEOUT_OPTION, WRITE_OPTION, MetadataError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 LOCK_TIMEOUT_S = 300.0
@@ -48,7 +48,9 @@ def upgrade(engine: Engine) -> None:
     script = ScriptDirectory.from_config(config)
     head = script.get_current_head()
     sqlite = engine.dialect.name == "sqlite"
-    with _migration_lock(engine), engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:
+    # Another process may be migrating: wait for it as long as for the SQLite migration lock.
+    options = {WRITE_OPTION: True, LOCK_TIMEOUT_OPTION: LOCK_TIMEOUT_S}
+    with _migration_lock(engine), engine.execution_options(**options).connect() as conn:
         if sqlite:
             # Batch migrations on SQLite copy and drop tables; with foreign keys on, dropping a parent
             # table would cascade-delete its children. The pragma is ignored inside a transaction,
