@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kawa import __version__, ui
 from kawa.api import catalog, ingest, models, predictions, runs, segment, triggers, warehouse
+from kawa.api import events as event_routes
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
 from kawa.models import Registry
@@ -44,6 +45,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.include_router(ingest.router)
+    app.include_router(event_routes.router)
     app.include_router(segment.router)
     app.include_router(warehouse.router)
     app.include_router(predictions.router)

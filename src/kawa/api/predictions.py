@@ -1,11 +1,14 @@
-"""Prediction routes: read stored predictions (read key)."""
+"""Prediction routes: read stored predictions, and everything served about one entity (read key)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from kawa.api.auth import read_access
+from kawa.serving.lookup import lookup
 
 router = APIRouter(tags=["predictions"])
 
@@ -29,3 +32,15 @@ async def get_prediction(model: str, entity_id: str, request: Request) -> Respon
             404, f"no prediction of model {model!r} for {entity_id!r} in project {key.project!r}"
         )
     return Response(raw, media_type="application/json")
+
+
+@router.get(
+    "/v1/entities/{entity_id}",
+    summary="Everything served about one entity: each model's stored prediction, its streaming features "
+    "and its materialised features (read key)",
+)
+def get_entity(entity_id: str, request: Request) -> dict[str, Any]:
+    # A plain def: it may import the project's code (once per change) and reads several namespaces.
+    key = read_access(request)
+    runtime = request.app.state.runtime
+    return lookup(runtime, request.app.state.registry, key.project, entity_id).to_json()

@@ -216,6 +216,20 @@ class Bundle:
             "example": self.preprocessor.example(),
         }
 
+    def feature_importance(self) -> dict[str, float] | None:
+        """Each input's share of the model's feature importance (summing to 1), largest first, as the
+        flavor measures it; None where the flavor cannot tell. A one-hot input adds up its slots."""
+        slots = self.flavor.feature_importance()
+        widths = [c.width for c in self.preprocessor.columns]
+        if slots is None or slots.size != sum(widths):
+            return None
+        ends = np.cumsum(widths)
+        totals = [float(slots[end - width : end].sum()) for end, width in zip(ends, widths, strict=True)]
+        grand = sum(totals)
+        shares = [t / grand if grand > 0 else 0.0 for t in totals]
+        named = zip((c.name for c in self.preprocessor.columns), shares, strict=True)
+        return dict(sorted(named, key=lambda item: -item[1]))
+
     def params(self) -> dict[str, Any]:
         """The estimator's settings and the preprocessing options, as JSON."""
         return {"flavor": self.flavor.name, "estimator": self.flavor.params(), "preprocessing": self.options}

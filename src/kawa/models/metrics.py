@@ -1,4 +1,4 @@
-"""Holdout metrics for the registry: AUC, log loss and calibration for classifiers; RMSE, MAE for regressors.
+"""Holdout metrics for the registry: AUC, ROC, log loss, calibration of classifiers; RMSE, MAE of regressors.
 
 Plain numpy, so they match scikit-learn's definitions without importing it. Undefined values (AUC
 with one class present) are None, so metrics stay valid JSON.
@@ -7,6 +7,8 @@ with one class present) are None, so metrics stay valid JSON.
 0.75
 >>> regression_metrics([1.0, 2.0, 4.0], [1.0, 3.0, 2.0])["mae"]
 1.0
+>>> roc_curve([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+{'fpr': [0.0, 0.0, 0.5, 0.5, 1.0], 'tpr': [0.0, 0.5, 0.5, 1.0, 1.0]}
 """
 
 from __future__ import annotations
@@ -27,6 +29,28 @@ def auc(y_true: ArrayLike, score: ArrayLike) -> float | None:
         return None
     ranks = _average_ranks(s)
     return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def roc_curve(y_true: ArrayLike, score: ArrayLike, max_points: int = 101) -> dict[str, list[float]] | None:
+    """The ROC curve as false and true positive rates from (0, 0) to (1, 1), one point per distinct score
+    (as sklearn.metrics.roc_curve without dropping collinear points), thinned to about `max_points`
+    points so it fits in the registry; None when only one class is present."""
+    y = np.asarray(y_true, dtype=bool)
+    s = np.asarray(score, dtype=np.float64)
+    positives = int(y.sum())
+    negatives = y.size - positives
+    if positives == 0 or negatives == 0:
+        return None
+    order = np.argsort(-s, kind="mergesort")
+    ranked, hits = s[order], y[order]
+    # The last row of each run of equal scores: a threshold takes all tied rows or none.
+    ends = np.r_[np.flatnonzero(ranked[1:] != ranked[:-1]), ranked.size - 1]
+    tpr = np.r_[0.0, np.cumsum(hits)[ends] / positives]
+    fpr = np.r_[0.0, np.cumsum(~hits)[ends] / negatives]
+    if tpr.size > max_points:
+        keep = np.unique(np.linspace(0, tpr.size - 1, max_points).round().astype(np.int64))
+        tpr, fpr = tpr[keep], fpr[keep]
+    return {"fpr": [round(float(v), 6) for v in fpr], "tpr": [round(float(v), 6) for v in tpr]}
 
 
 def log_loss(y_true: ArrayLike, proba: ArrayLike) -> float:
@@ -67,7 +91,7 @@ def calibration(y_true: ArrayLike, proba: ArrayLike, bins: int = 10) -> dict[str
 
 
 def classification_metrics(y_true: ArrayLike, proba: ArrayLike) -> dict[str, Any]:
-    """AUC, log loss, Brier score, calibration and accuracy of a classifier on a holdout.
+    """AUC and the ROC curve, log loss, Brier score, calibration and accuracy of a classifier on a holdout.
 
     `proba` is P(class 1) for a binary model (labels 0/1) or (n, k) probabilities (labels 0..k-1).
     """
@@ -89,6 +113,7 @@ def classification_metrics(y_true: ArrayLike, proba: ArrayLike) -> dict[str, Any
         "accuracy": float(((p >= 0.5) == (y == 1)).mean()) if y.size else None,
         "ece": calib["ece"],
         "reliability": calib["reliability"],
+        "roc": roc_curve(y, p),
     }
 
 

@@ -108,6 +108,11 @@ class Flavor(ABC):
         """The estimator's settings, as JSON, for the registry."""
         return {}
 
+    def feature_importance(self) -> np.ndarray | None:
+        """How much each feature slot counts in the model (one non-negative number per column of the
+        feature matrix, any scale), or None where the framework does not say."""
+        return None
+
 
 _registered: dict[str, type[Flavor]] = {}
 

@@ -111,6 +111,10 @@ class LightGBMFlavor(Flavor):
     def params(self) -> dict[str, Any]:
         return dict(self._params)
 
+    def feature_importance(self) -> np.ndarray | None:
+        # Total gain of the splits on each feature: unlike split counts, it weighs how much a split helped.
+        return np.asarray(self.booster.feature_importance(importance_type="gain"), dtype=np.float64)
+
 
 class _FastRow:
     """LightGBM's single-row prediction handle; calls are serialised, as the handle has one buffer."""

@@ -151,6 +151,18 @@ class SklearnFlavor(Flavor):
             for k, v in self.estimator.get_params(deep=False).items()
         }
 
+    def feature_importance(self) -> np.ndarray | None:
+        # Trees and forests say it themselves; for linear models on standardised inputs (the bundle's
+        # default for them) the size of a weight is a fair measure.
+        found = getattr(self.estimator, "feature_importances_", None)
+        if found is None:
+            coef = getattr(self.estimator, "coef_", None)
+            if coef is None:
+                return None
+            coef = np.abs(np.asarray(coef, dtype=np.float64))
+            found = coef.sum(axis=0) if coef.ndim == 2 else coef
+        return np.asarray(found, dtype=np.float64)
+
 
 _controller: Any = None
 
