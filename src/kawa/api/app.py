@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kawa import __version__, ui
-from kawa.api import catalog, ingest, models, predictions, runs, segment, triggers, warehouse
+from kawa.api import catalog, ingest, models, pipelines, predictions, runs, segment, triggers, warehouse
 from kawa.api import events as event_routes
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
@@ -51,6 +51,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(predictions.router)
     app.include_router(models.router)
     app.include_router(triggers.router)
+    app.include_router(pipelines.router)
     app.include_router(runs.router)
     app.include_router(catalog.router)
     ui.install(app)

@@ -1,4 +1,5 @@
-"""Run routes: the project's pipeline runs, one run with its steps, and its logs, streamed live (read key)."""
+"""Run routes: the project's pipeline runs (paged), one run with its steps, its logs, streamed live (read
+key), and a rerun of one (admin key)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from kawa.api.auth import read_access
+from kawa.api.auth import admin_access, read_access
+from kawa.api.pipelines import accepted, call
 from kawa.pipelines import RunRecord, RunStore, follow
 from kawa.pipelines.cache import StepResults
+from kawa.pipelines.history import run_page
 
 router = APIRouter(tags=["runs"])
 
@@ -20,18 +24,62 @@ router = APIRouter(tags=["runs"])
 FOLLOW_LIMIT_S = 6 * 3600.0
 
 
-@router.get("/v1/runs", summary="The project's pipeline runs, newest first")
+@router.get(
+    "/v1/runs",
+    summary="The project's pipeline runs, newest first, a page at a time",
+    description=(
+        "`before=RUN_ID` gives the runs older than that run, `after=RUN_ID` the runs newer than it. "
+        "The `Link` header names the next (older) and previous (newer) pages; `X-Total-Count` says how "
+        "many runs match."
+    ),
+)
 def list_runs(
     request: Request,
+    response: Response,
     pipeline: str | None = None,
     experiment: str | None = None,
     status: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     key = read_access(request)
-    store = RunStore(request.app.state.runtime.metadata)
-    records = store.list(key.project, pipeline=pipeline, experiment=experiment, status=status, limit=limit)
-    return {"runs": [_run(r) for r in records]}
+    filters = {"pipeline": pipeline, "experiment": experiment, "status": status}
+    try:
+        page = run_page(
+            request.app.state.runtime.metadata,
+            key.project,
+            before=before,
+            after=after,
+            limit=limit,
+            **filters,
+        )
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    shown = {k: v for k, v in filters.items() if v is not None} | {"limit": limit}
+    links = []
+    if page.older:
+        links.append(f'</v1/runs?{urlencode({**shown, "before": page.older})}>; rel="next"')
+    if page.newer:
+        links.append(f'</v1/runs?{urlencode({**shown, "after": page.newer})}>; rel="prev"')
+    if links:
+        response.headers["Link"] = ", ".join(links)
+    response.headers["X-Total-Count"] = str(page.total)
+    return {"runs": [_run(r) for r in page.runs]}
+
+
+@router.post(
+    "/v1/runs/{run_id}/rerun",
+    status_code=202,
+    summary="Start a new run with the pipeline, parameters and experiment of this one",
+    responses={404: {"description": "no such run, or its pipeline is gone from the code"}},
+)
+def rerun(run_id: str, request: Request, response: Response) -> dict[str, Any]:
+    key = admin_access(request)
+    record: RunRecord = call(lambda s: s.rerun(key.project, run_id), request)
+    return accepted(record, response)
 
 
 @router.get(

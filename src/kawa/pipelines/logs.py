@@ -46,39 +46,54 @@ def follow(
     With `live`, waits for running and queued steps and yields their output as it is written, until
     the run has finished (or `timeout_s` passed); without, yields what there is now and stops.
     """
-    store = RunStore(runtime.metadata)
+    tail = LogTail(runtime, run_id, step=step)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    done: set[str] = set()
-    current: _Reader | None = None
     while True:
-        record = store.get(run_id)
-        if record is None:
-            raise LookupError(f"no run with id {run_id!r}; see `kawa runs list`")
-        steps = [s for s in record.steps if step is None or s.step == step]
-        waiting = False
-        for s in steps:
-            if s.step in done:
-                continue
-            if s.status == QUEUED and record.status not in FINISHED:
-                waiting = True
-                break
-            if current is None or current.step != s.step:
-                shown = s.status if s.status in FINISHED else RUNNING
-                yield f"== {s.step} ({shown})\n"
-                current = _Reader(runtime, run_id, s.step)
-            if s.status in FINISHED:
-                yield from current.rest()
-                done.add(s.step)
-                current = None
-                continue
-            yield from current.live()
-            waiting = True
-            break
-        if not waiting or not live:
+        yield from tail.read()
+        if tail.finished or not live:
             return
         if deadline is not None and time.monotonic() > deadline:
             return
         time.sleep(poll_s)
+
+
+class LogTail:
+    """A run's log read piece by piece without waiting: each `read` yields what is new since the last.
+
+    `finished` turns true once a read reached the end of the last step of a finished run. A web page
+    that follows a run calls `read` now and then instead of holding a thread in `follow`.
+    """
+
+    def __init__(self, runtime: Runtime, run_id: str, *, step: str | None = None) -> None:
+        self.runtime = runtime
+        self.run_id = run_id
+        self.step = step
+        self.finished = False
+        self._store = RunStore(runtime.metadata)
+        self._done: set[str] = set()
+        self._current: _Reader | None = None
+
+    def read(self) -> Iterator[str]:
+        """The text written since the last read (step headers included); LookupError for no such run."""
+        record = self._store.get(self.run_id)
+        if record is None:
+            raise LookupError(f"no run with id {self.run_id!r}; see `kawa runs list`")
+        for s in record.steps:
+            if (self.step is not None and s.step != self.step) or s.step in self._done:
+                continue
+            if s.status == QUEUED and record.status not in FINISHED:
+                return
+            if self._current is None or self._current.step != s.step:
+                shown = s.status if s.status in FINISHED else RUNNING
+                yield f"== {s.step} ({shown})\n"
+                self._current = _Reader(self.runtime, self.run_id, s.step)
+            if s.status not in FINISHED:
+                yield from self._current.live()
+                return
+            yield from self._current.rest()
+            self._done.add(s.step)
+            self._current = None
+        self.finished = True
 
 
 class _Reader:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("manual", "scheduled", "backfill", "test")
 
-__all__ = ["KINDS", "RunEvent", "log_path", "run_pipeline"]
+__all__ = ["KINDS", "RunEvent", "log_path", "record_run", "run_pipeline", "run_recorded"]
 
 
 @dataclass(frozen=True)
@@ -77,16 +77,38 @@ def run_pipeline(
     scheduler pass a `SubprocessExecutor`. `cache=False` runs every step even if its result could be
     reused.
     """
+    values = pipeline.resolve_params(params)
+    record = record_run(
+        runtime,
+        pipeline,
+        values,
+        experiment=experiment,
+        project=project,
+        kind=kind,
+        logical_date=logical_date,
+    )
+    return run_recorded(runtime, pipeline, record, values, executor=executor, on_event=on_event, cache=cache)
+
+
+def record_run(
+    runtime: Runtime,
+    pipeline: Pipeline,
+    params: Mapping[str, Any] | None = None,
+    *,
+    experiment: str = "default",
+    project: str | None = None,
+    kind: str = "manual",
+    logical_date: datetime | None = None,
+) -> RunRecord:
+    """Check the run's parameters and experiment and record it as queued; `run_recorded` runs it."""
     if kind not in KINDS:
         raise ValueError(f"run kind {kind!r} is not one of {', '.join(KINDS)}")
     if not experiment or not isinstance(experiment, str) or len(experiment) > 128:
         raise ValueError(f"experiment {experiment!r} must be a name of 1 to 128 characters, e.g. 'dev'")
     values = pipeline.resolve_params(params)
-    project = project or runtime.config.project
     logical_date = _aware(logical_date) if logical_date is not None else datetime.now(UTC)
-    store = RunStore(runtime.metadata)
-    record = store.create(
-        project=project,
+    return RunStore(runtime.metadata).create(
+        project=project or runtime.config.project,
         pipeline=pipeline.name,
         experiment=experiment,
         kind=kind,
@@ -94,6 +116,24 @@ def run_pipeline(
         logical_date=logical_date,
         steps=[(s.name, s.resources) for s in pipeline.steps],
     )
+
+
+def run_recorded(
+    runtime: Runtime,
+    pipeline: Pipeline,
+    record: RunRecord,
+    values: Mapping[str, Any] | None = None,
+    *,
+    executor: Executor | None = None,
+    on_event: Callable[[RunEvent], None] | None = None,
+    cache: bool = True,
+) -> RunRecord:
+    """Run a queued run of `record_run` (in whatever process) and return its finished record.
+
+    `values` are the parameters as Python values; by default they are read back from the record.
+    """
+    store = RunStore(runtime.metadata)
+    values = dict(values) if values is not None else pipeline.resolve_params(record.params)
     run = _Run(runtime, pipeline, record, store, values, executor or InProcessExecutor(), on_event, cache)
     return run.execute()
 

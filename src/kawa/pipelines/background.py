@@ -1,0 +1,193 @@
+"""Runs started from the HTTP API or the web UI: recorded at once, then run in a process of their own.
+
+The request checks the parameters exactly as `kawa pipeline run -p` does and records the run as
+queued, so its id is known before anything runs and the answer can link to it. A child process
+(`python -m kawa.pipelines.background RUN_ID`, the config on stdin, like the scheduler's run
+processes) then loads the project's code, runs the recorded run with each step in a process of its
+own (`SubprocessExecutor`), and sends its status message as any run does. The server never runs steps
+itself and never waits for them; a thread per child only reaps it, and ends the record as failed
+(with the child's last output) if the child died without ending it.
+
+    python -m kawa.pipelines.background RUN_ID < config.json
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kawa.pipelines.runner import record_run
+from kawa.pipelines.runs import FAILED, FINISHED, SKIPPED, RunRecord, RunStore
+
+if TYPE_CHECKING:
+    from kawa.config import Config
+    from kawa.pipelines.pipeline import Pipeline
+    from kawa.runtime import Runtime
+
+# How much of a dead run process's output goes into the run's error.
+_TAIL_BYTES = 4000
+
+
+class BackgroundRuns:
+    """Starts runs in child processes and reaps them; `close` asks the ones still going to stop."""
+
+    def __init__(self, config: Config, *, output_dir: Path | None = None) -> None:
+        import msgspec
+
+        self.config = config
+        self._config_json = msgspec.json.encode(config)
+        self.output_dir = output_dir or config.state_path / "run" / "background"
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def start(
+        self,
+        runtime: Runtime,
+        pipeline: Pipeline,
+        params: Mapping[str, Any] | None = None,
+        *,
+        experiment: str = "default",
+        project: str | None = None,
+    ) -> RunRecord:
+        """Record a manual run of `pipeline` and start it; bad parameters raise ParamError first."""
+        record = record_run(runtime, pipeline, params, experiment=experiment, project=project, kind="manual")
+        self._spawn(runtime, record)
+        return record
+
+    def rerun(self, runtime: Runtime, pipeline: Pipeline, earlier: RunRecord) -> RunRecord:
+        """Start a new run of `earlier`'s pipeline with its parameters, experiment and project."""
+        return self.start(
+            runtime, pipeline, earlier.params, experiment=earlier.experiment, project=earlier.project
+        )
+
+    def running(self) -> list[str]:
+        """The ids of the runs whose process has not ended yet."""
+        with self._lock:
+            return [run_id for run_id, p in self._children.items() if p.poll() is None]
+
+    def pid(self, run_id: str) -> int | None:
+        """The process id of run `run_id`'s process while it runs."""
+        with self._lock:
+            process = self._children.get(run_id)
+        return process.pid if process is not None and process.poll() is None else None
+
+    def close(self) -> None:
+        # A run still going records itself as cancelled and sends its status message, as on Ctrl-C.
+        with self._lock:
+            children = list(self._children.values())
+        for process in children:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    def _spawn(self, runtime: Runtime, record: RunRecord) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        out = self.output_dir / f"{record.run_id}.out"
+        try:
+            with out.open("wb") as sink:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "kawa.pipelines.background", record.run_id],
+                    stdin=subprocess.PIPE,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.config.root,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            assert process.stdin is not None
+            process.stdin.write(self._config_json)
+            process.stdin.close()
+        except OSError as exc:
+            end_unstarted(runtime, record, f"the run process could not be started: {exc}")
+            raise
+        with self._lock:
+            self._children[record.run_id] = process
+        threading.Thread(
+            target=self._reap, args=(runtime, record, process, out), name=f"run-{record.run_id}", daemon=True
+        ).start()
+
+    def _reap(self, runtime: Runtime, record: RunRecord, process: subprocess.Popen[bytes], out: Path) -> None:
+        code = process.wait()
+        with self._lock:
+            self._children.pop(record.run_id, None)
+        try:
+            now = RunStore(runtime.metadata).get(record.run_id)
+            if now is not None and now.status not in FINISHED:
+                end_unstarted(runtime, now, f"the run process exited with code {code}:\n{_tail(out)}")
+        finally:
+            out.unlink(missing_ok=True)
+
+
+def end_unstarted(runtime: Runtime, record: RunRecord, error: str, status: str = FAILED) -> RunRecord:
+    """End a run that never got going (its code failed to load, its process died) and send its message."""
+    from kawa.pipelines.notify import finish_message
+
+    store = RunStore(runtime.metadata)
+    store.skip_remaining(record.run_id, SKIPPED)
+    store.finish(
+        record.run_id, status=status, metrics=record.metrics, artifacts=record.artifacts, error=error
+    )
+    ended = store.get(record.run_id) or record
+    message = finish_message(runtime, ended)
+    store.set_message(record.run_id, message)
+    ended.message = message
+    return ended
+
+
+def _tail(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return "(no output kept)"
+    return data[-_TAIL_BYTES:].decode("utf-8", "replace").rstrip() or "(no output)"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str]) -> int:
+    """The run process: read the config from stdin, load the project's pipeline, run the recorded run."""
+    import logging
+
+    import msgspec
+
+    from kawa.config import Config
+    from kawa.pipelines import ParamError, PipelineDefinitionError, SubprocessExecutor, find_pipeline
+    from kawa.pipelines.runner import run_recorded
+    from kawa.project_code import ProjectCodeError
+    from kawa.runtime import Runtime
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if len(argv) != 1:
+        print("usage: python -m kawa.pipelines.background RUN_ID < config.json")
+        return 2
+    # SIGTERM (kawa serve stopping) ends the run the way Ctrl-C does: recorded as cancelled.
+    signal.signal(signal.SIGTERM, _interrupt)
+    config = msgspec.json.decode(sys.stdin.buffer.read(), type=Config)
+    runtime = Runtime(config)
+    try:
+        record = RunStore(runtime.metadata).get(argv[0])
+        if record is None:
+            print(f"no run with id {argv[0]!r} to run")
+            return 2
+        try:
+            pipeline = find_pipeline(config, record.pipeline)
+            values = pipeline.resolve_params(record.params)
+        except (LookupError, ParamError, PipelineDefinitionError, ProjectCodeError) as exc:
+            end_unstarted(runtime, record, f"the run could not start: {exc}")
+            return 0
+        # Steps in processes of their own, as `kawa pipeline run` does: timeouts and resource hints hold.
+        run_recorded(runtime, pipeline, record, values, executor=SubprocessExecutor())
+    finally:
+        runtime.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
