@@ -98,3 +98,10 @@ def test_the_docstring_examples_hold() -> None:
 
     result = doctest.testmod(kawa.pipelines.describe)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_json_values_resolve_as_their_text_would() -> None:
+    # The API takes JSON: 4 for a number parameter is 4.0, as `-p scale=4` reads it (same cache key).
+    by_json = nightly.resolve_params({"scale": 4})
+    by_text = nightly.resolve_params({"scale": "4"})
+    assert by_json["scale"] == by_text["scale"] == 4.0 and isinstance(by_json["scale"], float)

@@ -71,6 +71,8 @@ def resolve(
             values[name] = parse_value(name, value, default)
         elif default is None or _fits(value, default):
             values[name] = _aware(value) if isinstance(value, datetime) else value
+            if type(default) is float:  # 4 for a number parameter is 4.0, as `-p name=4` reads it
+                values[name] = float(value)
         else:
             raise ParamError(
                 f"parameter {name!r} takes a {_type_name(default)} (default {show(default)}), "
