@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from kawa.stores.eventlog import EventLog
+from kawa.stores.eventlog import EventLog, GroupReader, open_event_log
 from kawa.stores.eventlog.files import FileEventLog
 
+pytest_plugins = ["tests.services.redis"]
 
-def _files(tmp_path: Path) -> EventLog:
+
+def _files(tmp_path: Path, request: pytest.FixtureRequest) -> EventLog:
     return FileEventLog(tmp_path / "log", segment_bytes=4096)
 
 
-IMPLEMENTATIONS = [_files]
+def _redis(tmp_path: Path, request: pytest.FixtureRequest) -> EventLog:
+    # A real redis-server of this module, emptied for each test (skips loudly where there is none).
+    return open_event_log(request.getfixturevalue("redis_url"), tmp_path, writer=True)
+
+
+IMPLEMENTATIONS = [_files, _redis]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS, ids=lambda f: f.__name__.strip("_"))
 def log(request: pytest.FixtureRequest, tmp_path: Path):
-    with request.param(tmp_path) as log:
+    with request.param(tmp_path, request) as log:
         yield log
 
 
@@ -86,6 +94,88 @@ def test_trim_drops_only_fully_consumed_segments(log: EventLog) -> None:
     keep_from = log.read(0, max_bytes=10**9).records[15].offset
     assert log.trim(keep_from) > 0
     assert log.read(keep_from).records[0].offset == keep_from
+
+
+def test_wait_returns_when_a_record_is_there_or_the_time_is_up(log: EventLog) -> None:
+    end = log.end_offset()
+    started = time.monotonic()
+    assert log.wait(end, 0.05) is False
+    assert time.monotonic() - started >= 0.04
+    threading.Timer(0.05, log.append, args=([b"late"],)).start()
+    assert log.wait(end, 10) is True
+    assert time.monotonic() - started < 5
+    assert log.wait(0, 0) is True  # already there
+
+
+# -- consumer groups -------------------------------------------------------------------------------
+
+
+def _drain(group: GroupReader, seen: list[bytes], max_bytes: int = 10**9) -> None:
+    """Read and acknowledge until the group hands out nothing more, noting each payload."""
+    while records := group.read(max_bytes=max_bytes):
+        seen.extend(r.payload for r in records)
+        group.ack(r.offset for r in records)
+
+
+def test_a_group_hands_out_each_record_and_forgets_acknowledged_ones(log: EventLog) -> None:
+    payloads = [f"r{i}".encode() for i in range(30)]
+    log.append(payloads)
+    seen: list[bytes] = []
+    with log.group("lake", "writer-1") as group:
+        assert group.pending() == 0
+        _drain(group, seen, max_bytes=20)
+        assert seen == payloads
+        assert group.pending() == 0
+        log.append([b"later"])
+        assert [r.payload for r in group.read(block_s=0.01)] == [b"later"]
+        assert group.pending() == 1
+    with pytest.raises(ValueError, match="group name"):
+        log.group("../evil", "c")
+
+
+def test_a_restarted_consumer_gets_its_unacknowledged_records_first(log: EventLog) -> None:
+    log.append([f"r{i}".encode() * 50 for i in range(10)])
+    with log.group("lake", "writer-1") as first:
+        got = first.read(max_bytes=250)
+        assert 3 <= len(got) < 10
+        first.ack([got[0].offset, got[1].offset])  # then it dies before acknowledging the rest
+    with log.group("lake", "writer-1") as again:
+        redelivered = again.read(max_bytes=10**9)
+        assert [r.payload for r in redelivered][: len(got) - 2] == [r.payload for r in got[2:]]
+        rest: list[bytes] = [r.payload for r in redelivered]
+        again.ack(r.offset for r in redelivered)
+        _drain(again, rest)
+        assert sorted(rest) == sorted(f"r{i}".encode() * 50 for i in range(2, 10))
+
+
+def test_a_dead_consumers_records_are_processed_by_another(log: EventLog) -> None:
+    payloads = [f"r{i}".encode() for i in range(40)]
+    log.append(payloads)
+    processed: list[bytes] = []
+    dead = log.group("lake", "writer-1")
+    handed = dead.read(max_bytes=50)
+    assert len(handed) >= 4
+    processed.extend(r.payload for r in handed[:2])
+    dead.ack(r.offset for r in handed[:2])
+    dead.close()  # gone for good: the rest of what it was handed is never acknowledged by it
+    time.sleep(0.05)
+    with log.group("lake", "writer-2") as heir:
+        claimed = heir.claim_stale(min_idle_s=0.02)
+        processed.extend(r.payload for r in claimed)
+        heir.ack(r.offset for r in claimed)
+        _drain(heir, processed)
+        assert heir.pending() == 0
+    assert sorted(processed) == sorted(payloads)  # every record processed, and each once
+
+
+def test_a_new_group_starts_at_the_checkpoint_of_its_name(log: EventLog) -> None:
+    log.append([b"old-1", b"old-2"])
+    log.commit("lake", log.end_offset())
+    log.append([b"new"])
+    with log.group("lake", "writer-1") as group:
+        assert [r.payload for r in group.read()] == [b"new"]
+    with log.group("fresh", "c") as group:  # no checkpoint: from the start of the log
+        assert [r.payload for r in group.read()] == [b"old-1", b"old-2", b"new"]
 
 
 def test_torn_tail_is_cut_when_the_writer_reopens(tmp_path: Path) -> None:

@@ -18,24 +18,31 @@ from kawa.stores.online import MAX_KEY_BYTES, OnlineStore, open_online_store
 from kawa.stores.online.lmdb import SCAN_CHUNK, LmdbOnlineStore
 from kawa.stores.online.memory import MemoryOnlineStore
 
+pytest_plugins = ["tests.services.redis"]
+
 SMALL_MAP = 256 * 1024
 
 
-def _lmdb(tmp_path: Path) -> OnlineStore:
+def _lmdb(tmp_path: Path, request: pytest.FixtureRequest) -> OnlineStore:
     # A small map, so ordinary tests also cross LMDB's growth path now and then.
     return LmdbOnlineStore(tmp_path / "online", map_size=SMALL_MAP)
 
 
-def _memory(tmp_path: Path) -> OnlineStore:
+def _memory(tmp_path: Path, request: pytest.FixtureRequest) -> OnlineStore:
     return MemoryOnlineStore()
 
 
-IMPLEMENTATIONS = [_lmdb, _memory]
+def _redis(tmp_path: Path, request: pytest.FixtureRequest) -> OnlineStore:
+    # A real redis-server of this module, emptied for each test (skips loudly where there is none).
+    return open_online_store(request.getfixturevalue("redis_url"), tmp_path)
+
+
+IMPLEMENTATIONS = [_lmdb, _memory, _redis]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS, ids=lambda f: f.__name__.strip("_"))
 def store(request: pytest.FixtureRequest, tmp_path: Path):
-    with request.param(tmp_path) as store:
+    with request.param(tmp_path, request) as store:
         yield store
 
 
@@ -171,8 +178,8 @@ def test_open_online_store_picks_backends_by_name(tmp_path: Path) -> None:
         assert store.path == tmp_path / "online"
     with open_online_store("memory", tmp_path) as store:
         assert isinstance(store, MemoryOnlineStore)
-    with pytest.raises(BackendError, match="use one of: lmdb, memory"):
-        open_online_store("redis", tmp_path)
+    with pytest.raises(BackendError, match="use one of: lmdb, memory, redis, rediss"):
+        open_online_store("cassandra", tmp_path)
 
 
 # -- LMDB specifics --------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ The event log is written by the API process; the worker reads it. Polling every 
 microseconds would cost a core's worth of wake-ups on an idle server, so on Linux the worker sleeps
 on an inotify descriptor watching the log's folder and wakes on the write itself (before the
 writer's fsync returns), tens of microseconds later. A log without a local folder (a scale-out
-backend) is polled instead.
+backend) that can wait for appends itself (`EventLog.wait`, e.g. XREAD BLOCK on Redis) is asked
+to; any other log is polled.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class LogWaiter:
     """`wait(timeout)` returns early when the log may have new records; `close()` releases the watch."""
 
     def __init__(self, event_log: EventLog) -> None:
+        self._log = event_log
         self._fd: int | None = None
         folder = getattr(event_log, "path", None)
         if sys.platform.startswith("linux") and isinstance(folder, Path) and folder.is_dir():
@@ -41,14 +43,20 @@ class LogWaiter:
         self._poll = select.poll() if self._fd is not None else None
         if self._poll is not None and self._fd is not None:
             self._poll.register(self._fd, select.POLLIN)
+        # No folder to watch, but a backend that blocks until an append (not the polling default).
+        self._asks = self._fd is None and type(event_log).wait is not EventLog.wait
+        self._from = 0
 
     @property
     def notified(self) -> bool:
         """Whether the log tells this waiter about writes (else it polls)."""
-        return self._fd is not None
+        return self._fd is not None or self._asks
 
     def clear(self) -> None:
         """Forget notifications so far; call before reading the log, so a later write wakes `wait`."""
+        if self._asks:
+            self._from = self._log.end_offset()  # a record appended from here on ends the wait
+            return
         if self._fd is None:
             return
         try:
@@ -59,6 +67,9 @@ class LogWaiter:
 
     def wait(self, timeout: float) -> None:
         """Sleep until the log was written since `clear()`, or `timeout` seconds."""
+        if self._asks:
+            self._log.wait(self._from, timeout)
+            return
         if self._poll is None:
             time.sleep(min(timeout, _POLL_S))
             return

@@ -5,6 +5,7 @@ Layout of the log folder:
     00000000000000000000.log   segment files, named by the offset of their first byte
     00000000000067108901.log
     checkpoints/<consumer>      the committed offset of each consumer (atomically replaced)
+    groups/<group>.lock         held by the one consumer of a consumer group
     writer.lock                 held by the one process that appends
 
 A record is a 12-byte header (payload length: u32, CRC-32 of the payload: u32, magic: u32) followed by
@@ -21,11 +22,19 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Self
 
 from kawa._durable import fsync_dir
-from kawa.stores.eventlog.base import EventLog, ReadResult, Record
+from kawa.stores.eventlog.base import (
+    DEFAULT_READ_BYTES,
+    EventLog,
+    GroupReader,
+    ReadResult,
+    Record,
+    check_name,
+)
 
 HEADER = struct.Struct("<III")
 MAGIC = 0x4B415741  # "KAWA"
@@ -62,6 +71,11 @@ class FileEventLog(EventLog):
         self._size = 0
         if writer:
             self._open_writer()
+
+    @classmethod
+    def from_spec(cls, spec: str, state_path: Path, *, writer: bool = False) -> Self:
+        """`files`: segment files in `state_path`/eventlog."""
+        return cls(state_path / "eventlog", writer=writer)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -157,7 +171,7 @@ class FileEventLog(EventLog):
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int = 16 * 1024 * 1024) -> ReadResult:
+    def read(self, offset: int, max_bytes: int = DEFAULT_READ_BYTES) -> ReadResult:
         records: list[Record] = []
         total = 0
         segments = self._segments()
@@ -200,7 +214,7 @@ class FileEventLog(EventLog):
     # -- checkpoints -----------------------------------------------------------------------------
 
     def commit(self, consumer: str, offset: int) -> None:
-        _check_consumer(consumer)
+        check_name(consumer)
         target = self.path / "checkpoints" / consumer
         tmp = target.with_suffix(".tmp")
         with open(tmp, "w") as f:
@@ -211,7 +225,7 @@ class FileEventLog(EventLog):
         fsync_dir(target.parent)
 
     def committed(self, consumer: str) -> int:
-        _check_consumer(consumer)
+        check_name(consumer)
         try:
             return int((self.path / "checkpoints" / consumer).read_text())
         except FileNotFoundError:
@@ -227,6 +241,9 @@ class FileEventLog(EventLog):
                 freed += seg.stat().st_size
                 seg.unlink()
         return freed
+
+    def group(self, name: str, consumer: str) -> GroupReader:
+        return FileGroupReader(self, name, consumer)
 
     def close(self) -> None:
         if self._file is not None:
@@ -273,6 +290,67 @@ def _valid_length(path: Path) -> int:
     return pos
 
 
-def _check_consumer(name: str) -> None:
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise ValueError(f"consumer name {name!r} may use only letters, digits, '-', '_' and '.'")
+class FileGroupReader(GroupReader):
+    """A consumer group with one consumer at a time, whose position is the checkpoint named for the group.
+
+    The file log lives on one machine, where kawa runs one process per group: a second consumer of
+    the group is refused (a lock file) rather than handed the same records. What a consumer was
+    handed and did not acknowledge before it died, the next consumer's `read` hands out again from
+    the checkpoint; so `claim_stale` has nothing to take over here and returns nothing.
+    """
+
+    def __init__(self, log: FileEventLog, name: str, consumer: str) -> None:
+        check_name(name, "group name")
+        check_name(consumer)
+        self.name, self.consumer = name, consumer
+        self._log = log
+        (log.path / "groups").mkdir(exist_ok=True)
+        lock = log.path / "groups" / f"{name}.lock"
+        self._lock_fd: int | None = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise RuntimeError(
+                f"consumer group {name!r} of the event log at {log.path} already has a consumer; the file "
+                "event log serves one consumer per group (use the redis event log for more)"
+            ) from None
+        self._next = log.committed(name)
+        self._acked: dict[int, bool] = {}  # offsets handed out, in log order -> acknowledged yet
+
+    def read(self, max_bytes: int = DEFAULT_READ_BYTES, block_s: float = 0.0) -> list[Record]:
+        result = self._log.read(self._next, max_bytes)
+        if not result.records and block_s > 0 and self._log.wait(self._next, block_s):
+            result = self._log.read(self._next, max_bytes)
+        for record in result.records:
+            self._acked[record.offset] = False
+        self._next = result.next_offset
+        return result.records
+
+    def ack(self, offsets: Iterable[int]) -> None:
+        for offset in offsets:
+            if offset in self._acked:
+                self._acked[offset] = True
+        done = 0
+        for acked in self._acked.values():
+            if not acked:
+                break
+            done += 1
+        if done == 0:
+            return
+        for offset in list(itertools.islice(self._acked, done)):
+            del self._acked[offset]
+        # Everything before the oldest record still out is processed (or, with none out, all read so far).
+        self._log.commit(self.name, next(iter(self._acked), self._next))
+
+    def claim_stale(self, min_idle_s: float, max_bytes: int = DEFAULT_READ_BYTES) -> list[Record]:
+        return []
+
+    def pending(self) -> int:
+        return len(self._acked)
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -7,15 +7,17 @@ from pathlib import Path
 from kawa.stores._backends import load_backend
 from kawa.stores.online.base import MAX_KEY_BYTES, Items, OnlineStore
 
-# name -> (module, class, extra that installs its dependencies); "redis" joins with extra "redis".
+# name (or URL scheme) -> (module, class, extra that installs its dependencies)
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "lmdb": ("kawa.stores.online.lmdb", "LmdbOnlineStore", None),
     "memory": ("kawa.stores.online.memory", "MemoryOnlineStore", None),
+    "redis": ("kawa.stores.online.redis", "RedisOnlineStore", "redis"),
+    "rediss": ("kawa.stores.online.redis", "RedisOnlineStore", "redis"),
 }
 
 
 def open_online_store(spec: str, state_path: Path) -> OnlineStore:
-    """The online store named by `spec` (`lmdb`, `memory`), kept under `state_path` if embedded.
+    """The online store named by `spec` (`lmdb`, `memory`, `redis://...`), under `state_path` if embedded.
 
     >>> store = open_online_store("memory", Path("."))
     >>> store.put_many("predictions:loyalty", {"user_B": b"0.87"})
