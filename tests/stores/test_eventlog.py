@@ -178,6 +178,13 @@ def test_a_new_group_starts_at_the_checkpoint_of_its_name(log: EventLog) -> None
         assert [r.payload for r in group.read()] == [b"old-1", b"old-2", b"new"]
 
 
+def test_a_file_log_group_has_one_consumer_at_a_time(tmp_path: Path) -> None:
+    with FileEventLog(tmp_path / "log") as log, log.group("lake", "writer-1"):
+        with pytest.raises(RuntimeError, match="one consumer per group"):
+            log.group("lake", "writer-2")
+        log.group("triggers", "worker").close()  # another group is free
+
+
 def test_torn_tail_is_cut_when_the_writer_reopens(tmp_path: Path) -> None:
     path = tmp_path / "log"
     with FileEventLog(path) as log:

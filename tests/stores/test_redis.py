@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -191,6 +191,15 @@ def test_live_consumers_share_the_records_and_take_over_a_stuck_ones(redis_url: 
         assert {r.payload for r in held} <= set(everything)  # the stuck consumer's records were claimed
         stuck.ack(r.offset for r in held)  # waking up late acknowledges nothing twice
         assert stuck.pending() == 0
+        stuck.close()
+        with redis_client(redis_url) as client:
+            assert {c["name"] for c in client.xinfo_consumers("kawa:log", "lake")} == set()  # all left
+
+
+def redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url)
 
 
 def _consistent(store: RedisOnlineStore) -> int | None:

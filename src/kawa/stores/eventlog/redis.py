@@ -339,6 +339,17 @@ class RedisGroupReader(GroupReader):
     def pending(self) -> int:
         return int(self._client.xpending(self._stream, self.name)["pending"])
 
+    def close(self) -> None:
+        # A consumer with nothing pending leaves the group, so names of finished processes do not
+        # pile up; one with pending entries stays, for its restart or for a claim.
+        try:
+            if not self._client.xpending_range(
+                self._stream, self.name, "-", "+", 1, consumername=self.consumer
+            ):
+                self._client.xgroup_delconsumer(self._stream, self.name, self.consumer)
+        except redis.RedisError:
+            pass  # leaving is a courtesy: an unreachable server keeps the consumer, which does no harm
+
     def _ack_ids(self, ids: list[bytes]) -> None:
         if ids:
             self._client.xack(self._stream, self.name, *ids)

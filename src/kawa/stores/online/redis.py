@@ -187,13 +187,14 @@ class RedisOnlineStore(OnlineStore):
             want = SCAN_CHUNK if remaining is None else min(SCAN_CHUNK, remaining)
             names, values = self._read_page(keys, low, high, want)
             for name, value in zip(names, values, strict=True):
-                if value is not None:  # removed between the index and the hash: not there any more
-                    yield name.decode(), value
+                if value is None:  # removed between the index and the hash: not there any more
+                    continue
+                yield name.decode(), value
+                if remaining is not None:
+                    remaining -= 1
             if len(names) < want:
                 return
             low = b"(" + names[-1]
-            if remaining is not None:
-                remaining -= len(names)
 
     @unavailable(_OP)
     def _read_page(
