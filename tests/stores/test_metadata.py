@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from kawa.stores._backends import BackendError
 from kawa.stores.metadata import MetadataError, MetadataStore, open_metadata
+from kawa.stores.metadata.changes import CHANNEL
 from kawa.stores.metadata.migrate import MIGRATIONS, alembic_config, head_revision
 from kawa.stores.metadata.tables import api_keys, metadata, projects
 
@@ -370,15 +371,71 @@ def test_the_watcher_sees_commits_from_other_connections_and_processes(
         watcher.close()
 
 
-def test_the_postgresql_watcher_says_changed_once_per_ttl(postgres_url: str, tmp_path: Path) -> None:
+def test_the_postgresql_watcher_sees_kawa_commits_at_once_and_other_writes_within_its_ttl(
+    postgres_url: str, tmp_path: Path
+) -> None:
     with open_metadata(postgres_url, tmp_path) as store:
+        watcher = store.watcher(ttl_s=60)
+        try:
+            assert watcher.exact
+            assert watcher.changed() is True  # first call
+            assert watcher.changed() is False
+            with store.begin() as conn:
+                conn.execute(insert(projects).values(name="a", created_at=NOW))
+            assert watcher.changed() is True
+            assert watcher.changed() is False
+            with store.begin() as conn:  # a rolled-back transaction changed nothing
+                conn.execute(insert(projects).values(name="b", created_at=NOW))
+                conn.rollback()
+            assert watcher.changed() is True  # (this process cannot tell; it errs on the safe side)
+            assert watcher.changed() is False
+            code = f"""
+                from datetime import datetime, UTC
+                from sqlalchemy import insert
+                from kawa.stores.metadata import open_metadata
+                from kawa.stores.metadata.tables import projects
+                with open_metadata({postgres_url!r}, None) as store, store.begin() as conn:
+                    conn.execute(insert(projects).values(name="c", created_at=datetime.now(UTC)))
+            """
+            proc = _spawn(code)
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            assert watcher.changed() is True  # notified; the TTL of 60 s cannot explain it
+            assert watcher.changed() is False
+        finally:
+            watcher.close()
+
+
+def test_the_postgresql_watcher_catches_other_writes_and_a_lost_connection_by_ttl(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    with open_metadata(postgres_url, tmp_path) as store, psycopg.connect(postgres_url) as by_hand:
         watcher = store.watcher(ttl_s=0.3)
         try:
-            assert not watcher.exact
             assert watcher.changed() is True
+            by_hand.execute("INSERT INTO projects VALUES ('psql', now())")  # no NOTIFY
+            by_hand.commit()
             assert watcher.changed() is False
             time.sleep(0.35)
             assert watcher.changed() is True
             assert watcher.changed() is False
+            # The server drops the listening connection: changes may be missed, so it says changed,
+            # and listens again.
+            by_hand.execute(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN {CHANNEL}'"
+            )
+            by_hand.commit()
+            deadline = time.monotonic() + 5
+            while watcher.changed() is False and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert time.monotonic() < deadline
+            time.sleep(0.35)
+            watcher.changed()  # reconnects
+            assert watcher.exact and watcher.changed() is False
+            with store.begin() as conn:
+                conn.execute(insert(projects).values(name="again", created_at=NOW))
+            assert watcher.changed() is True
         finally:
             watcher.close()

@@ -144,8 +144,8 @@ class KeyRing:
     """The API keys of every project, kept in the metadata store; thread-safe.
 
     `verify` runs on every HTTP request, so verified keys are cached in memory. The cache is
-    dropped whenever the database changed (see `ChangeWatcher`): on SQLite a key revoked by any
-    process fails at the next request; on other databases within `ttl_s` (1 s by default).
+    dropped whenever the database changed (see `ChangeWatcher`): a key revoked by any process fails
+    at the next request (on PostgreSQL once the revoking commit's notification has arrived).
     """
 
     def __init__(self, metadata: MetadataStore, *, ttl_s: float = 1.0) -> None:

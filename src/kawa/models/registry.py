@@ -4,7 +4,7 @@ Rows live in the metadata store (`models`, `model_versions`, `model_aliases`); b
 artifact store under `models/<project>/<name>/<version>/`. Versions never change once registered,
 so loaded bundles are cached by (project, name, version); aliases move, so `resolve` re-reads an
 alias whenever the metadata database changed (see `ChangeWatcher`): a promotion made by any process
-is seen at the next request on SQLite, and within `ttl_s` on other databases.
+is seen at the next request (on PostgreSQL once the promoting commit's notification has arrived).
 """
 
 from __future__ import annotations

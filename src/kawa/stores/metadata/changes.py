@@ -2,30 +2,59 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
 
 from sqlalchemy import Engine
 
+log = logging.getLogger(__name__)
+
+# The channel every kawa write transaction on PostgreSQL notifies (delivered when it commits).
+CHANNEL = "kawa_metadata"
+
+_commits_lock = threading.Lock()
+_commits: dict[str, int] = {}  # per database: write transactions this process committed
+
+
+def note_commit(database: str) -> None:
+    """Count a write transaction this process committed to `database` (a URL without password)."""
+    with _commits_lock:
+        _commits[database] = _commits.get(database, 0) + 1
+
+
+def _local_commits(database: str) -> int:
+    with _commits_lock:
+        return _commits.get(database, 0)
+
 
 class ChangeWatcher:
-    """Answers `changed()` cheaply enough to call before every cache read.
+    """Answers `changed()` cheaply enough to call before every cache read (microseconds, no round trip).
 
     On SQLite it asks `PRAGMA data_version` on a connection of its own, which changes whenever any
-    other connection, in this process or another, commits: so a change is seen at the next call
-    (microseconds per call). Other databases have no such counter; there `changed()` says True
-    once every `ttl_s` seconds, so a cache lags a commit made elsewhere by at most `ttl_s`.
+    other connection, in this process or another, commits: so a change is seen at the next call.
+    On PostgreSQL every kawa write transaction sends NOTIFY on `CHANNEL`; the watcher LISTENs on a
+    connection of its own and reads what has arrived without waiting. A commit by this process is
+    seen at the next call; one by another process as soon as its notification arrives (well under a
+    millisecond on a LAN). Writes made outside kawa (by hand in psql) send no notification, so
+    `changed()` also says True once every `ttl_s` seconds, as it does whenever the listening
+    connection is lost (it reconnects at most once per `ttl_s`).
     """
 
-    def __init__(self, engine: Engine, ttl_s: float = 1.0) -> None:
+    def __init__(self, engine: Engine, ttl_s: float = 1.0, *, database: str | None = None) -> None:
         self.ttl_s = ttl_s
+        self._engine = engine
+        self._database = database or engine.url.render_as_string(hide_password=True)
         self._lock = threading.Lock()
         self._raw: Any = None
         self._driver: Any = None
         self._cursor: Any = None
         self._version: int | None = None
         self._checked_at: float | None = None
+        self._listener: Any = None
+        self._listen_tried_at: float | None = None
+        self._local_seen: int | None = None
         if engine.dialect.name == "sqlite":
             # A dedicated connection: data_version ignores the connection's own commits, and this
             # one never writes, so every commit counts.
@@ -33,11 +62,13 @@ class ChangeWatcher:
             self._driver = self._raw.driver_connection  # read first: detach() forgets it
             self._raw.detach()
             self._cursor = self._driver.cursor()
+        elif engine.dialect.name == "postgresql":
+            self._listen()
 
     @property
     def exact(self) -> bool:
-        """True when every commit is seen at the next call; False when changes are polled by TTL."""
-        return self._driver is not None
+        """True when every kawa commit is seen at once; False while changes are only polled by TTL."""
+        return self._driver is not None or self._listener is not None
 
     def changed(self) -> bool:
         """True on the first call and whenever the database may have changed since the last call."""
@@ -47,10 +78,20 @@ class ChangeWatcher:
                 seen, self._version = self._version, version
                 return seen != version
             now = time.monotonic()
-            if self._checked_at is None or now - self._checked_at >= self.ttl_s:
+            changed = self._checked_at is None or now - self._checked_at >= self.ttl_s
+            local = _local_commits(self._database)
+            if local != self._local_seen:
+                self._local_seen = local
+                changed = True
+            if self._listener is None and (
+                self._listen_tried_at is None or now - self._listen_tried_at >= self.ttl_s
+            ):
+                changed = self._listen() or changed
+            if self._listener is not None:
+                changed = self._notified() or changed
+            if changed:
                 self._checked_at = now
-                return True
-            return False
+            return changed
 
     def close(self) -> None:
         """Close the dedicated connection."""
@@ -59,3 +100,44 @@ class ChangeWatcher:
                 self._cursor.close()
                 self._raw.close()
                 self._raw = self._driver = self._cursor = None
+            self._drop_listener()
+
+    def _listen(self) -> bool:
+        """Open the listening connection (PostgreSQL); True if it is new, so changes may have been missed."""
+        if self._engine.dialect.name != "postgresql":
+            return False
+        self._listen_tried_at = time.monotonic()
+        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        try:
+            listener = self._engine.dialect.loaded_dbapi.connect(*args, **kwargs, autocommit=True)
+        except Exception as exc:
+            log.warning("cannot listen for metadata changes (%s); polling every %g s", exc, self.ttl_s)
+            return False
+        try:
+            listener.execute(f"LISTEN {CHANNEL}")
+        except Exception:
+            listener.close()
+            raise
+        self._listener = listener
+        return True
+
+    def _notified(self) -> bool:
+        """Whether notifications arrived since the last look; True (and reconnect later) on a lost link."""
+        pgconn = self._listener.pgconn
+        try:
+            pgconn.consume_input()  # reads what the socket holds, without waiting
+            found = False
+            while pgconn.notifies() is not None:
+                found = True
+            return found
+        except Exception as exc:
+            log.warning("lost the connection that listens for metadata changes (%s); reconnecting", exc)
+            self._drop_listener()
+            return True
+
+    def _drop_listener(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            finally:
+                self._listener = None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
@@ -11,7 +12,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 
 from kawa.stores._backends import BackendError
-from kawa.stores.metadata.changes import ChangeWatcher
+from kawa.stores.metadata.changes import CHANNEL, ChangeWatcher, note_commit
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class MetadataStore:
             event.listen(self.engine, "begin", self._postgres_begin)
             self._reader = self.engine.execution_options(isolation_level="REPEATABLE READ")
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
+        self._identity = self.url.render_as_string(hide_password=True)
         if migrate:
             from kawa.stores.metadata.migrate import upgrade
 
@@ -82,9 +84,14 @@ class MetadataStore:
     def is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
 
-    def begin(self) -> AbstractContextManager[Connection]:
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
         """A write transaction: `with store.begin() as conn: conn.execute(...)`."""
-        return self._writer.begin()
+        with self._writer.begin() as conn:
+            yield conn
+        if not self.is_sqlite:
+            # After the commit: this process's change watchers see it at their next call.
+            note_commit(self._identity)
 
     def connect(self) -> Connection:
         """A connection for reads (one consistent snapshot until it is closed or committed)."""
@@ -99,7 +106,7 @@ class MetadataStore:
 
     def watcher(self, ttl_s: float = 1.0) -> ChangeWatcher:
         """A change detector for caches of this database's rows; close it when done."""
-        return ChangeWatcher(self.engine, ttl_s=ttl_s)
+        return ChangeWatcher(self.engine, ttl_s=ttl_s, database=self._identity)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -134,7 +141,8 @@ class MetadataStore:
         # lock_timeout bounds the wait for the advisory lock as busy_timeout does on SQLite; without
         # it a writer stuck inside its transaction would hang every other writer for good.
         timeout_ms = max(1, int(options.get(LOCK_TIMEOUT_OPTION, self.busy_timeout_s) * 1000))
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
+        # NOTIFY is delivered when the transaction commits (never on rollback): see ChangeWatcher.
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}; NOTIFY {CHANNEL}")
         try:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_WRITE_LOCK})")
         except OperationalError as exc:
