@@ -89,6 +89,8 @@ def test_versions_side_by_side_and_their_curves(registry: Registry, noisy: pa.Ta
     first = curves(registry, v1)
     assert first.roc is not None and first.roc["tpr"][-1] == 1.0
     assert first.reliability and first.importance and not first.missing
+    stored_only = curves(registry, v1, importance=False)  # without loading the model
+    assert stored_only.importance is None and stored_only.roc == first.roc and not stored_only.missing
     second = curves(registry, v2)
     assert second.roc is None and second.reliability is None and second.importance is None
     assert [line.split(":")[0] for line in second.missing] == [

@@ -70,8 +70,9 @@ def metric_table(versions: Sequence[ModelVersion]) -> MetricTable:
     return MetricTable([v.version for v in versions], rows)
 
 
-def curves(registry: Registry, version: ModelVersion) -> Curves:
-    """The plot data of one version; `missing` says which plots it lacks and why."""
+def curves(registry: Registry, version: ModelVersion, *, importance: bool = True) -> Curves:
+    """The plot data of one version; `missing` says which plots it lacks and why. Feature importance
+    loads the saved model, so `importance=False` skips it where only the stored curves are wanted."""
     missing: list[str] = []
     task = version.signature.get("output", {}).get("task")
     roc = version.metrics.get("roc")
@@ -87,18 +88,19 @@ def curves(registry: Registry, version: ModelVersion) -> Curves:
         )
     if task == "regression":
         missing.append("ROC curve and calibration: this model predicts a value, not a probability")
-    try:
-        importance = registry.load(version.project, version.name, version.version).feature_importance()
-    except BundleError as exc:
-        importance = None
-        missing.append(f"feature importance: the saved model cannot be loaded ({exc})")
-    else:
-        if importance is None:
-            missing.append(f"feature importance: the {version.flavor} flavor does not report it")
+    shares = None
+    if importance:
+        try:
+            shares = registry.load(version.project, version.name, version.version).feature_importance()
+        except BundleError as exc:
+            missing.append(f"feature importance: the saved model cannot be loaded ({exc})")
+        else:
+            if shares is None:
+                missing.append(f"feature importance: the {version.flavor} flavor does not report it")
     return Curves(
         version=version.version,
         roc=roc if isinstance(roc, dict) else None,
         reliability=reliability if isinstance(reliability, list) else None,
-        importance=importance,
+        importance=shares,
         missing=missing,
     )

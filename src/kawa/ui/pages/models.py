@@ -108,7 +108,8 @@ def _model(request: Request, who: Viewer, name: str, version: int | None) -> dic
     compared = versions[-COMPARED:][::-1]
     if selected not in compared:
         compared = [selected, *compared[: COMPARED - 1]]
-    shown = [curves(registry, v) for v in compared]
+    # Feature importance loads the model: only the selected version's is drawn, so only it is asked.
+    shown = [curves(registry, v, importance=v.version == version) for v in compared]
     selected_curves = next(c for c in shown if c.version == version)
     inputs = selected.signature.get("inputs", [])
     example = selected.signature.get("example", {})
