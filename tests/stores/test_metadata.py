@@ -333,6 +333,28 @@ def test_a_postgresql_store_keeps_its_password_out_of_its_repr(postgres_url: str
     assert not tmp_path.joinpath("metadata.sqlite3").exists()
 
 
+def test_a_postgresql_store_reconnects_when_the_server_drops_its_connections(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    with open_metadata(postgres_url, tmp_path) as store:
+        for name in ("before", "after"):
+            with store.begin() as conn:
+                conn.execute(insert(projects).values(name=name, created_at=NOW))
+            with store.connect() as conn:  # two pooled connections now, both idle
+                assert name in conn.scalars(select(projects.c.name)).all()
+            # As a restart or failover of the server would: every pooled connection is cut.
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                dropped = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()
+            assert dropped is not None and dropped[0] >= 1
+        with store.connect() as conn:
+            assert sorted(conn.scalars(select(projects.c.name))) == ["after", "before"]
+
+
 # -- change watcher ----------------------------------------------------------------------------------
 
 

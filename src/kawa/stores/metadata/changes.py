@@ -38,8 +38,9 @@ class ChangeWatcher:
     connection of its own and reads what has arrived without waiting. A commit by this process is
     seen at the next call; one by another process as soon as its notification arrives (well under a
     millisecond on a LAN). Writes made outside kawa (by hand in psql) send no notification, so
-    `changed()` also says True once every `ttl_s` seconds, as it does whenever the listening
-    connection is lost (it reconnects at most once per `ttl_s`).
+    `changed()` also says True once every `ttl_s` seconds. A lost listening connection counts as a
+    change; the watcher reconnects at the next call (then at most once per `ttl_s`), polling by TTL
+    meanwhile, and counts the reconnection as a change too.
     """
 
     def __init__(self, engine: Engine, ttl_s: float = 1.0, *, database: str | None = None) -> None:
@@ -133,6 +134,7 @@ class ChangeWatcher:
         except Exception as exc:
             log.warning("lost the connection that listens for metadata changes (%s); reconnecting", exc)
             self._drop_listener()
+            self._listen_tried_at = None  # try again at the next call, then once per ttl_s
             return True
 
     def _drop_listener(self) -> None:
