@@ -62,7 +62,11 @@ def production(site: DemoSite) -> int:
 
 def test_versions_side_by_side_with_their_plots(page, site: DemoSite, second_version: int) -> None:
     login(page, site, next_path="/models")
-    page.locator("#models tr[data-model='loyalty'] a").click()
+    listed = page.locator("#models tr[data-model='loyalty']")
+    newest = listed.locator("td.num").nth(1).inner_text()  # "v2": the newest version
+    assert int(newest.removeprefix("v")) >= second_version
+    screenshot(page, "models")
+    listed.locator("a").click()
     page.wait_for_url("**/models/loyalty")
     shown = page.locator("#compare th[data-version]").evaluate_all("ths => ths.map(t => +t.dataset.version)")
     assert second_version in shown and len(shown) >= 2
