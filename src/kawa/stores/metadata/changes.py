@@ -109,6 +109,8 @@ class ChangeWatcher:
             return False
         self._listen_tried_at = time.monotonic()
         args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        # It runs inside a request's changed() call: an unreachable server must not hold that up long.
+        kwargs.setdefault("connect_timeout", 5)
         try:
             listener = self._engine.dialect.loaded_dbapi.connect(*args, **kwargs, autocommit=True)
         except Exception as exc:
