@@ -4,7 +4,8 @@ Rather than a second copy of their tests, this module adopts the tests of those 
 (each under a `test_<part>_` name) and gives them fixtures over a fresh PostgreSQL database, so every
 test added there runs here too. Tests about SQLite's files, or that open the embedded store by hand
 in a child process, are left out below, each with its reason. Then tests of what only a shared
-server can show: processes racing for the same schedule date, lease and registry version.
+server shows: processes racing for the same schedule dates and lease, and caches that see another
+process's promotion and revocation through PostgreSQL's notifications.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ pytest_plugins = ["tests.services.postgres"]
 DATABASE_FIXTURES = {"store", "ring", "metadata", "registry", "runtime"}
 SQLITE_FILES = "reads SQLite's files or opens the embedded store in a child process"
 CLI_CONFIG = "runs the CLI on a kawa.yaml of its own, which names the embedded store"
-# Slow for reasons other than the metadata store; test_postgres_serve.py runs steps in processes.
 STEP_PROCESSES = "runs steps in processes of their own, as test_postgres_serve.py does through the CLI"
 
 ADOPTED: dict[str, tuple[ModuleType, dict[str, str]]] = {
@@ -102,7 +102,7 @@ def store(postgres_url: str, tmp_path: Path) -> Iterator[MetadataStore]:
         yield store
 
 
-metadata = store
+metadata = store  # the model tests' name for it
 
 
 @pytest.fixture
