@@ -13,6 +13,7 @@ itself and never waits for them; a thread per child only reaps it, and ends the 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from kawa.config import Config
     from kawa.pipelines.pipeline import Pipeline
     from kawa.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 # How much of a dead run process's output goes into the run's error.
 _TAIL_BYTES = 4000
@@ -118,6 +121,10 @@ class BackgroundRuns:
             now = RunStore(runtime.metadata).get(record.run_id)
             if now is not None and now.status not in FINISHED:
                 end_unstarted(runtime, now, f"the run process exited with code {code}:\n{_tail(out)}")
+            elif now is not None and now.message is None:
+                log.warning(
+                    "run %s ended without recording its status message; it said:\n%s", now.run_id, _tail(out)
+                )
         finally:
             out.unlink(missing_ok=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -27,6 +28,8 @@ router = APIRouter()
 LOG_LIMIT = 200_000
 # How often a live log is looked at for new output.
 LOG_POLL_S = 0.5
+# A finished run's status message is recorded just after its end; the page waits this long for it.
+MESSAGE_GRACE_S = 60.0
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -124,9 +127,12 @@ def _run(request: Request, who: Viewer, run_id: str, with_log: bool) -> dict[str
     graph = step_graph(shape, statuses=statuses, details=f"/runs/{record.run_id}/steps/")
     defaults = pipeline.params_json() if pipeline is not None else {}
     finished = record.status in FINISHED
+    ended_ago = (datetime.now(UTC) - record.finished_at).total_seconds() if record.finished_at else 0.0
     data: dict[str, Any] = {
         "run": record,
         "finished": finished,
+        # Nothing more will change: the live part stops asking.
+        "settled": finished and (record.message is not None or ended_ago > MESSAGE_GRACE_S),
         "graph": graph,
         "results": StepResults(runtime).get(record.run_id),
         "changed": {k for k, v in record.params.items() if k in defaults and defaults[k] != v},
