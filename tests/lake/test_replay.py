@@ -53,3 +53,40 @@ def test_a_replay_that_reads_further_keeps_the_published_rows(tmp_path: Path) ->
         .to_pylist()
     )
     assert rows == [{"n": 500, "d": 500}]
+
+
+class _CommitFailsOnce(FileEventLog):
+    """A file log whose first checkpoint commit fails, as a log server that went away would."""
+
+    failed = False
+
+    def commit(self, consumer: str, offset: int) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the event log's server is gone")
+        super().commit(consumer, offset)
+
+
+def test_a_failed_checkpoint_commit_then_a_second_flush_keeps_the_published_rows(tmp_path: Path) -> None:
+    log = _CommitFailsOnce(tmp_path / "log", writer=True)
+    try:
+        collector = Collector(log, IngestConfig())
+        _send(collector, 0, 300)
+        writer = LakeWriter(log, tmp_path / "lake", LakeConfig())
+        try:
+            writer.flush()
+            raise AssertionError("the commit should have failed")
+        except ConnectionError:
+            pass
+        # The same process flushes again from the same offset, now with more events behind it.
+        _send(collector, 300, 200)
+        assert writer.flush() == 200
+        writer.close()
+    finally:
+        log.close()
+    rows = (
+        Warehouse(tmp_path / "lake", "p")
+        .query("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events")
+        .to_pylist()
+    )
+    assert rows == [{"n": 500, "d": 500}]

@@ -214,15 +214,6 @@ def test_sigkill_of_redis_mid_ingest_keeps_every_acknowledged_event_in_the_log(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "the lake writer overwrites a published part-<offset>.parquet when the log checkpoint commit "
-        "after it fails in the same process (Redis down) and the next flush replays from that offset; "
-        "fix in kawa.lake.writer: keep each published file in _published_ahead until its checkpoint "
-        "is committed (see the Redis backends report)"
-    ),
-)
 def test_sigkill_of_redis_mid_ingest_lands_every_acknowledged_event_in_the_lake_once(
     served: Server, fault_run: FaultRun
 ) -> None:

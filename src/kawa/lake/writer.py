@@ -178,10 +178,17 @@ class LakeWriter:
                 self._write_rejected(rejected, first)
             self.log.commit(CONSUMER, result.next_offset)
             self.offset = result.next_offset
+            self._forget_published_before(self.offset)
             if background:
                 self._maintain_later(touched)
             else:
                 self._maintain(touched, self.db)
+
+    def _forget_published_before(self, offset: int) -> None:
+        """Drop the files a re-read can no longer reach (named for offsets before the checkpoint)."""
+        self._published_ahead = {
+            entry for entry in self._published_ahead if (_first_offset(entry[2]) or 0) >= offset
+        }
 
     def _write_events(self, batches: list[LogBatch], first: int, touched: set[tuple[str, str]]) -> int:
         table = _events_arrow(batches)
@@ -280,6 +287,10 @@ class LakeWriter:
             )
             touched.add((project, day.isoformat()))
         lake.commit(added, partition_by=["_date"])
+        # Until the checkpoint moves past them, a re-read of these records (the checkpoint commit
+        # failed, e.g. the log's server went away) must not replace these files: dedupe would leave
+        # their events out of the new file, and replacing the old one would lose them.
+        self._published_ahead.update((name, project, f.path) for f in added)
 
     def _maintain(self, touched: set[tuple[str, str]], db: duckdb.DuckDBPyConnection) -> None:
         for project, day in touched:
