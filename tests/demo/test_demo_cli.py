@@ -70,6 +70,15 @@ def test_demo_runs_the_whole_loop_and_learns(tmp_path: Path) -> None:
         assert scored == {"n": users, "users": users}
     finally:
         runtime.close()
+    # Run again from the CLI: steps in processes of their own (the bundle crosses as a pickle), after
+    # the first run's pipeline_run_finished event (dated today, long after the shop's last sale).
+    again = kawa("pipeline", "run", "loyalty", "-p", "num_leaves=7", cwd=folder)
+    assert "succeeded" in again.stdout.splitlines()[-1], again.stdout
+    runtime = Runtime(load_config(folder / "kawa.yaml"))
+    try:
+        assert Registry.from_runtime(runtime).resolve("shop", "loyalty") == 2
+    finally:
+        runtime.close()
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import lightgbm
 import numpy as np
 import pyarrow as pa
@@ -79,6 +81,15 @@ def test_a_saved_bundle_predicts_the_same(fitted: Bundle, table: pa.Table, artif
         "signup": "2025-06-01",
     }
     assert loaded.predict_one(row) == fitted.predict_one(row)
+
+
+def test_a_pickled_bundle_predicts_the_same(fitted: Bundle, table: pa.Table) -> None:
+    # Pipeline steps hand bundles to the next step's process as pickles.
+    copy = pickle.loads(pickle.dumps({"bundle": fitted}))["bundle"]
+    np.testing.assert_array_equal(copy.predict_table(table), fitted.predict_table(table))
+    row = {"age": 34, "gender": "male", "media": "Twitter", "recency_days": 3}
+    row |= {"vip": False, "signup": "2025-06-01"}
+    assert copy.predict_one(row) == fitted.predict_one(row)
 
 
 def test_the_signature_describes_human_readable_inputs(fitted: Bundle) -> None:

@@ -32,20 +32,32 @@ MODEL = "loyalty"
 BOUGHT = Label.event_within("bought_14d", USER, where="event_name = 'purchase'", horizon="14d", active="60d")
 
 
-def _last_event(ctx: RunContext) -> datetime:
-    last = ctx.warehouse.query("SELECT max(sync_date) AS t FROM events").column("t")[0].as_py()
+def _last_event(ctx: RunContext, where: str = "TRUE") -> datetime:
+    query = f"SELECT max(sync_date) AS t FROM events WHERE {where}"
+    last = ctx.warehouse.query(query).column("t")[0].as_py()
     if last is None:
-        raise ValueError("the events table is empty; send events first (kawa demo does)")
+        raise ValueError(f"no events match {where} yet; send events first (kawa demo does)")
     return last.astimezone(UTC)
 
 
 @step
 def labelled(ctx: RunContext, horizon_days: int, weeks: int) -> pa.Table:
-    """Label rows at `weeks` weekly cutoffs, the last one `horizon_days` before the newest event."""
-    last = _last_event(ctx).replace(hour=0, minute=0, second=0, microsecond=0)
+    """Label rows at `weeks` weekly cutoffs, the last one `horizon_days` before the newest purchase.
+
+    The newest purchase, not the newest event: the label is a purchase, and a few fresh views (or
+    kawa's own pipeline_run_finished events) after the shop's last sale must not leave it without one.
+    """
+    last = _last_event(ctx, "event_name = 'purchase'").replace(hour=0, minute=0, second=0, microsecond=0)
     final = last - timedelta(days=horizon_days)
     cutoffs = series(final - timedelta(weeks=weeks - 1), final, every="7d")
     table = training_set(ctx.warehouse, BOUGHT.rows(ctx.warehouse, cutoffs), [RFM])
+    positives = int(pc.sum(table.column("label")).as_py() or 0)
+    if positives == 0 or positives == table.num_rows:
+        raise ValueError(
+            f"the {table.num_rows} label rows at the {weeks} weekly cutoffs up to {final:%Y-%m-%d} are "
+            f"all {'negative' if positives == 0 else 'positive'}: a model cannot learn from one class; "
+            "check the events of those weeks, or change horizon_days / weeks"
+        )
     ctx.log_metric("label_rows", table.num_rows)
     ctx.log_metric("positive_rate", float(pc.mean(table.column("label")).as_py()))
     return table

@@ -34,6 +34,18 @@ class LightGBMFlavor(Flavor):
         self._n_features = int(booster.num_feature())
         self._fast = _FastRow.open(booster, self._n_features, n_outputs=n_classes if n_classes > 2 else 1)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The single-row handle is a C pointer; a pickled flavor (handed between pipeline steps) opens
+        # its own when unpickled. The booster pickles itself as its model text.
+        state = dict(self.__dict__)
+        state["_fast"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        n_outputs = self.n_classes if self.n_classes > 2 else 1
+        self._fast = _FastRow.open(self.booster, self._n_features, n_outputs=n_outputs)
+
     @classmethod
     def accepts(cls, estimator: object) -> bool:
         if not type(estimator).__module__.startswith("lightgbm"):
