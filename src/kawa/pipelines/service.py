@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kawa.pipelines.background import BackgroundRuns
-from kawa.pipelines.describe import describe_pipeline, pipelines_overview
+from kawa.pipelines.describe import pipelines_overview
 from kawa.pipelines.runs import RunRecord, RunStore
 
 if TYPE_CHECKING:
@@ -83,11 +83,9 @@ class PipelineService:
 
     def describe(self, project: str, name: str) -> dict[str, Any]:
         """One pipeline as `overview` shows it; LookupError if there is none of that name."""
-        self.pipeline(name)
-        for data in self.overview(project):
-            if data["name"] == name:
-                return data
-        return describe_pipeline(self.pipeline(name))  # pragma: no cover - overview lists every pipeline
+        pipeline = self.pipeline(name)
+        found = pipelines_overview(self.runtime.metadata, project, {name: pipeline}, datetime.now(UTC))
+        return found[0]
 
     def start(
         self, project: str, name: str, params: Mapping[str, Any] | None = None, *, experiment: str = "default"
