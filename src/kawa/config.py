@@ -16,6 +16,9 @@ ENV_PREFIX = "KAWA__"
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8642
+    # API/collector processes sharing the port (SO_REUSEPORT); more than one needs an event log that
+    # many processes may append to (Redis Streams).
+    workers: int = 1
 
 
 class IngestConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,7 +59,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": __version__, "event_log_offset": runtime.event_log.end_offset()}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "event_log_offset": runtime.event_log.end_offset(),
+            # Which API process answered (kawa serve --workers N runs several on one port).
+            "pid": os.getpid(),
+        }
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
     async def metrics() -> Response:

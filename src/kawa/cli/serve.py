@@ -15,6 +15,10 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default from kawa.yaml: 127.0.0.1)")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default from kawa.yaml: 8642)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="API/collector processes on the one port (needs the Redis event log when > 1)"),
+    ] = None,
 ) -> None:
     """Start kawa: the HTTP API and collector, the lake writer, and the workers; Ctrl-C stops them."""
     from kawa.cli.project import init_project
@@ -32,6 +36,8 @@ def serve(
         config.server.host = host
     if port is not None:
         config.server.port = port
+    if workers is not None:
+        config.server.workers = workers
     raise typer.Exit(Supervisor(config, path).run())
 
 

@@ -37,7 +37,9 @@ class Supervisor:
         self.config = config
         self.config_file = config_file
         self.out = out or sys.stdout
-        self.children = {part: Child(part) for part in PARTS}
+        # `api` answers /healthz for all; with --workers N, api-2..api-N share its port.
+        extra_apis = [f"api-{i}" for i in range(2, config.server.workers + 1)]
+        self.children = {part: Child(part) for part in (*PARTS[:1], *extra_apis, *PARTS[1:])}
         self.stopping = threading.Event()
         self._print_lock = threading.Lock()
 
@@ -57,6 +59,7 @@ class Supervisor:
             env["KAWA_CONFIG"] = str(self.config_file)
         env["KAWA__SERVER__HOST"] = self.config.server.host
         env["KAWA__SERVER__PORT"] = str(self.config.server.port)
+        env["KAWA__SERVER__WORKERS"] = str(self.config.server.workers)
         env["KAWA__STATE_DIR"] = str(self.config.state_path)
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -85,13 +88,31 @@ class Supervisor:
             status["api"] = httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             status["api"] = False
-        for part in PARTS[1:]:
-            status[part] = part_alive(self.config.state_path, part, HEARTBEAT_S)
+        for part in self.children:
+            if part != "api":
+                status[part] = part_alive(self.config.state_path, part, HEARTBEAT_S)
         return status
+
+    def check(self) -> str | None:
+        """What makes these settings impossible to serve, if anything."""
+        workers = self.config.server.workers
+        if workers < 1:
+            return f"--workers must be at least 1 (got {workers})"
+        if workers > 1 and self.config.stores.event_log == "files":
+            return (
+                f"--workers {workers} needs an event log that many processes can append to; the file "
+                "log has one writer. Set stores.event_log to a redis:// URL (docs/backends.md), or "
+                "serve with one worker"
+            )
+        return None
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        problem = self.check()
+        if problem:
+            self.say("kawa", problem)
+            return 2
         self.say("kawa", f"state in {self.config.state_path}")
         for child in self.children.values():
             self._start(child)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -41,7 +42,7 @@ def running_server_url(state_path: Path) -> str | None:
         return None
 
 
-def run_api() -> None:
+def run_api(part: str = "api") -> None:
     import uvicorn
 
     from kawa.api import create_app
@@ -52,7 +53,7 @@ def run_api() -> None:
     # The modules and app made so far live as long as the process: keep them out of every garbage
     # collection, which would otherwise walk ~100,000 objects now and then while requests wait.
     gc.freeze()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=server.host,
         port=server.port,
@@ -62,6 +63,30 @@ def run_api() -> None:
         http="httptools",
         timeout_graceful_shutdown=5,
     )
+    if server.workers == 1:
+        uvicorn.Server(config).run()
+        return
+    # Several API processes: each binds the port itself with SO_REUSEPORT and the kernel spreads new
+    # connections over them. Only `api` answers the supervisor's /healthz; each says it lives here.
+    stop = threading.Event()
+    beat = _start_heartbeat(heartbeat_path(runtime.state_path, part), runtime.event_log.end_offset, stop)
+    try:
+        uvicorn.Server(config).run(sockets=[_shared_socket(server.host, server.port)])
+    finally:
+        stop.set()
+        beat.unlink(missing_ok=True)
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port) that other processes may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def run_lake() -> None:
@@ -195,8 +220,12 @@ PARTS = {"api": run_api, "lake": run_lake, "triggers": run_triggers, "scheduler"
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # api-2, api-3, ...: the further API processes of `kawa serve --workers N`.
+    if len(argv) == 1 and argv[0].startswith("api-") and argv[0][4:].isdigit():
+        run_api(argv[0])
+        return
     if len(argv) != 1 or argv[0] not in PARTS:
-        raise SystemExit(f"usage: python -m kawa.serve.worker {'|'.join(PARTS)}")
+        raise SystemExit(f"usage: python -m kawa.serve.worker {'|'.join(PARTS)}|api-N")
     PARTS[argv[0]]()
 
 
