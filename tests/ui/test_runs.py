@@ -69,6 +69,7 @@ def test_a_run_started_from_the_form_is_followed_live_and_rerun(page, site: Demo
     screenshot(page, "run-started")
 
     status = _wait_until_finished(page)
+    assert status == "succeeded", page.locator("#run-log").inner_text()[-3000:]
     run = _recorded(site, run_id)
     assert run["status"] == status and run["kind"] == "manual" and run["experiment"] == experiment
     assert run["params"]["coupon_threshold"] == 0.7 and run["params"]["promote_to"] == ""
@@ -88,6 +89,8 @@ def test_a_run_started_from_the_form_is_followed_live_and_rerun(page, site: Demo
             "text => document.querySelector('#run-log').innerText.includes(text)", arg=f"== {s['step']} ("
         )
     assert log.inner_text().index("== labelled (") < log.inner_text().index("== scored (")
+    # The live part shows the status message once it is recorded (it may trail the run's end).
+    page.locator("#status-message").get_by_text("event_log").wait_for()
     assert page.locator("#status-message").get_by_text("event_log").count() == 1
     screenshot(page, "run-finished")
 
