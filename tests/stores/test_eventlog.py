@@ -212,3 +212,17 @@ def test_reader_sees_appends_of_the_writer(tmp_path: Path) -> None:
         writer.append([b"1" * 40, b"2" * 40, b"3" * 40])
         assert [r.payload[:1] for r in reader.read(0).records] == [b"1", b"2", b"3"]
         assert reader.end_offset() == writer.end_offset()
+
+
+def test_a_reader_following_the_writer_sees_every_new_segment(tmp_path: Path) -> None:
+    # Segments roll with every record here: the reader's cached listing of segments must never
+    # hide a new one.
+    with FileEventLog(tmp_path / "log", segment_bytes=16) as writer:
+        reader = FileEventLog(tmp_path / "log", writer=False)
+        offset, seen = 0, []
+        for i in range(200):
+            writer.append([f"{i:04d}".encode() * 5])
+            result = reader.read(offset)
+            seen += [r.payload[:4].decode() for r in result.records]
+            offset = result.next_offset
+        assert seen == [f"{i:04d}" for i in range(200)]

@@ -21,6 +21,7 @@ import itertools
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ from kawa.stores.eventlog.base import (
 HEADER = struct.Struct("<III")
 MAGIC = 0x4B415741  # "KAWA"
 SEGMENT_SUFFIX = ".log"
+_TRUST_AFTER_NS = 1_000_000_000
 
 
 class LogCorruptError(RuntimeError):
@@ -69,6 +71,9 @@ class FileEventLog(EventLog):
         self._lock_fd: int | None = None
         self._base = 0
         self._size = 0
+        self._listing: list[int] = []
+        self._listed_stamp = -1
+        self._listed_wall = 0
         if writer:
             self._open_writer()
 
@@ -256,7 +261,16 @@ class FileEventLog(EventLog):
     # -- helpers ---------------------------------------------------------------------------------
 
     def _segments(self) -> list[int]:
-        return sorted(int(p.name[: -len(SEGMENT_SUFFIX)]) for p in self.path.glob("*" + SEGMENT_SUFFIX))
+        # Listing the folder costs 100-250 µs, more than a small read; the folder's mtime changes
+        # whenever a segment is created or removed, so the list is kept until it does. mtimes are
+        # coarse (a few ms), so a list taken less than a second after the last change is not trusted
+        # (as git treats "racily clean" files).
+        stamp = os.stat(self.path).st_mtime_ns
+        if stamp != self._listed_stamp or self._listed_wall - stamp < _TRUST_AFTER_NS:
+            self._listed_wall = time.time_ns()
+            found = sorted(int(p.name[: -len(SEGMENT_SUFFIX)]) for p in self.path.glob("*" + SEGMENT_SUFFIX))
+            self._listing, self._listed_stamp = found, stamp
+        return list(self._listing)
 
     def _segment_path(self, base: int) -> Path:
         return self.path / f"{base:020d}{SEGMENT_SUFFIX}"
