@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kawa.pipelines._capture import LOG_FORMAT
-
-RESULT = "result.json"
-CALL = "call.pkl"
+from kawa.pipelines.process import CALL, RESULT  # not the reverse: see process.py
 
 
 def main(argv: list[str]) -> int:
@@ -37,6 +35,7 @@ def main(argv: list[str]) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the metadata store's migration check
     result = _run(call)
     sys.stdout.flush()
     sys.stderr.flush()

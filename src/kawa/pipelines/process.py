@@ -29,10 +29,14 @@ from typing import Any
 import msgspec
 
 from kawa.pipelines import handoff, resources
-from kawa.pipelines._child import CALL, RESULT
 from kawa.pipelines.executor import StepCall, StepOutcome
 
 # How long a stopped step gets between SIGTERM and SIGKILL.
+# The files a step process reads its call from and writes its result to, in its work folder. They
+# live here, not in _child: the package must not import _child, which runs as `python -m` (Python
+# warns when a module it runs was imported first).
+CALL = "call.pkl"
+RESULT = "result.json"
 STOP_GRACE_S = 3.0
 
 
