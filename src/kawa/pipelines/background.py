@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kawa.pipelines.run_process import output_tail, start_run_process
 from kawa.pipelines.runner import record_run
 from kawa.pipelines.runs import FAILED, FINISHED, SKIPPED, RunRecord, RunStore
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # How much of a dead run process's output goes into the run's error.
-_TAIL_BYTES = 4000
 
 
 class BackgroundRuns:
@@ -120,10 +120,12 @@ class BackgroundRuns:
         try:
             now = RunStore(runtime.metadata).get(record.run_id)
             if now is not None and now.status not in FINISHED:
-                end_unstarted(runtime, now, f"the run process exited with code {code}:\n{_tail(out)}")
+                end_unstarted(runtime, now, f"the run process exited with code {code}:\n{output_tail(out)}")
             elif now is not None and now.message is None:
                 log.warning(
-                    "run %s ended without recording its status message; it said:\n%s", now.run_id, _tail(out)
+                    "run %s ended without recording its status message; it said:\n%s",
+                    now.run_id,
+                    output_tail(out),
                 )
         finally:
             out.unlink(missing_ok=True)
@@ -145,38 +147,18 @@ def end_unstarted(runtime: Runtime, record: RunRecord, error: str, status: str =
     return ended
 
 
-def _tail(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return "(no output kept)"
-    return data[-_TAIL_BYTES:].decode("utf-8", "replace").rstrip() or "(no output)"
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str]) -> int:
     """The run process: read the config from stdin, load the project's pipeline, run the recorded run."""
-    import logging
-
-    import msgspec
-
-    from kawa.config import Config
     from kawa.pipelines import ParamError, PipelineDefinitionError, SubprocessExecutor, find_pipeline
     from kawa.pipelines.runner import run_recorded
     from kawa.project_code import ProjectCodeError
     from kawa.runtime import Runtime
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     if len(argv) != 1:
         print("usage: python -m kawa.pipelines.background RUN_ID < config.json")
         return 2
     # SIGTERM (kawa serve stopping) ends the run the way Ctrl-C does: recorded as cancelled.
-    signal.signal(signal.SIGTERM, _interrupt)
-    config = msgspec.json.decode(sys.stdin.buffer.read(), type=Config)
+    config = start_run_process()
     runtime = Runtime(config)
     try:
         record = RunStore(runtime.metadata).get(argv[0])

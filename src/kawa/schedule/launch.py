@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from kawa.pipelines.run_process import output_tail, start_run_process
 from kawa.schedule import _owner
 from kawa.schedule.store import ScheduleStore
 
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
     from kawa.config import Config
     from kawa.pipelines import Executor, Pipeline, RunEvent, RunRecord
     from kawa.runtime import Runtime
-
-# How much of a failed run process's output goes into the run's error.
-_TAIL_BYTES = 4000
 
 
 @dataclass(frozen=True)
@@ -187,7 +185,7 @@ class ProcessLauncher:
             del self._children[key]
             error = None
             if code != 0:
-                error = f"the run process exited with code {code}:\n{_tail(out)}"
+                error = f"the run process exited with code {code}:\n{output_tail(out)}"
             out.unlink(missing_ok=True)
             ended.append(Ended(job, error))
         return ended
@@ -205,37 +203,17 @@ class ProcessLauncher:
                 process.send_signal(signal.SIGTERM)
 
 
-def _tail(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return "(no output kept)"
-    return data[-_TAIL_BYTES:].decode("utf-8", "replace").rstrip() or "(no output)"
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str]) -> int:
     """The run process: read the config from stdin, take the claim over, run the pipeline."""
-    import logging
-
-    import msgspec
-
-    from kawa.config import Config
     from kawa.pipelines import SubprocessExecutor, find_pipeline
     from kawa.runtime import Runtime
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     if len(argv) != 5:
         print("usage: python -m kawa.schedule.launch PROJECT PIPELINE LOGICAL_DATE KIND OWNER < config.json")
         return 2
     project, name, date, kind, owner = argv
     # SIGTERM (kawa serve stopping) ends the run the way Ctrl-C does: recorded as cancelled.
-    signal.signal(signal.SIGTERM, _interrupt)
-    config = msgspec.json.decode(sys.stdin.buffer.read(), type=Config)
+    config = start_run_process()
     runtime = Runtime(config)
     try:
         pipeline = find_pipeline(config, name)
