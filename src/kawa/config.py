@@ -38,6 +38,12 @@ class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):
     dedupe_window_events: int = 2_000_000
     # Files replaced by compaction or `kawa load` are deleted after this grace period.
     gc_grace_s: float = 60.0
+    # Log records another lake writer was handed and left unacknowledged this long are taken over
+    # (Redis event log, several writers); well above the longest flush, or live writers' records move.
+    claim_idle_s: float = 30.0
+    # This lake writer's name in the log's `lake` consumer group; a writer restarted under the same
+    # name takes its unacknowledged records back at once. Empty: <hostname>-<process id>.
+    consumer: str = ""
 
 
 class StoresConfig(msgspec.Struct, forbid_unknown_fields=True):

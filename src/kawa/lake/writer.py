@@ -1,9 +1,17 @@
-"""The lake writer: reads the event log from its checkpoint and publishes Parquet, exactly once.
+"""The lake writer: reads the event log through the `lake` consumer group and publishes Parquet, exactly once.
 
-Each flush takes every log record since the checkpoint, lets DuckDB parse the events' JSON in one
-vectorised pass, drops event_ids already seen (client retries), writes one Parquet file per project and
-day, publishes them in the table manifests, and only then commits the log checkpoint. A crash before the
-checkpoint leaves unlisted files that are deleted on restart, and the records are read again.
+Each flush takes the records the group hands this writer (and, now and then, those another writer of
+the group was handed and left unacknowledged for `claim_idle_s`), lets DuckDB parse the events' JSON in
+one vectorised pass, drops event_ids already seen (client retries, records handed out twice), writes
+one Parquet file per project and day, publishes them in the table manifests, and only then
+acknowledges the records. A crash before the acknowledgement leaves files no manifest lists, deleted at
+the next start, and the records pending: read again by the restarted writer (the file log, or a restart
+under the same consumer name) or claimed by another writer (Redis); deduplication drops what was
+published already. A published file is never written over: a batch whose name is taken gets `-r<n>`.
+
+On the file event log the group has one consumer and its position is the `lake` checkpoint, so a state
+folder goes on exactly where it was. On Redis several writers may share one lake; `_sharing` keeps them
+out of each other's way, and each takes in the event_ids the others published before it publishes.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ import pyarrow.parquet as pq
 
 from kawa.config import LakeConfig
 from kawa.events.schema import EVENTS_SCHEMA, KIND_EVENTS, REJECTED_SCHEMA, LogBatch
+from kawa.lake._feed import GROUP, GroupFeed
+from kawa.lake._records import days, events_arrow, in_order_if_unique, lines, write_parquet
+from kawa.lake._sharing import COMPACTING, PUBLISHING, SeenFiles, table_lock
 from kawa.lake.compact import compact_partition
 from kawa.lake.table import DataFile, LakeTable
 from kawa.stores.eventlog import EventLog
@@ -33,10 +44,9 @@ from kawa.stores.eventlog import EventLog
 log = logging.getLogger("kawa.lake")
 _FLUSHED = re.compile(r"part-(\d{20})(?:-r\d+)?\.parquet")
 
-CONSUMER = "lake"
+CONSUMER = GROUP  # the group's name, which is also the checkpoint it starts from
 EVENTS = "events"
 REJECTED = "rejected_events"
-_DAY_US = 86_400_000_000
 _DUCKDB_MEMORY = "384MB"
 _decoder = msgspec.msgpack.Decoder(LogBatch)
 
@@ -68,16 +78,26 @@ _FIRST_OF_EACH_ID = """
 _SEEN_SQL = """
     SELECT count(*) FROM recent r SEMI JOIN batch_ids b ON r.project = b.project AND r.event_id = b.event_id
 """
+# The ids of `fresh` that the window does not hold yet for project $project.
+_NOT_RECENT_SQL = """
+    SELECT f.event_id FROM fresh f
+    ANTI JOIN (SELECT event_id FROM recent WHERE project = $project) r ON f.event_id = r.event_id
+"""
 _REJECTED_FIELDS = '{"reason":"VARCHAR","index":"BIGINT","event_id":"VARCHAR","payload":"VARCHAR"}'
 
 
 class LakeWriter:
-    """Moves events from the log into the lake; one per state folder."""
+    """Moves events from the log into the lake; one per state folder on the file log, any number on Redis.
 
-    def __init__(self, log: EventLog, lake_root: Path, config: LakeConfig) -> None:
+    `consumer` names this writer in the group: a writer restarted under the same name gets its own
+    unacknowledged records back at once; under a new name, they are claimed after `claim_idle_s`.
+    """
+
+    def __init__(self, log: EventLog, lake_root: Path, config: LakeConfig, *, consumer: str = "lake") -> None:
         self.log = log
         self.lake_root = Path(lake_root)
         self.config = config
+        self.consumer = consumer
         self.db = duckdb.connect()
         self.db.execute("SET threads = 1")
         # Bounded memory: big sorts (compaction) spill to disk instead of growing the process.
@@ -92,9 +112,18 @@ class LakeWriter:
         self._due: set[tuple[str, str]] = set()
         self.db.execute("CREATE TABLE recent (project VARCHAR, event_id VARCHAR, seq BIGINT)")
         self._seq = 0
-        self.offset = log.committed(CONSUMER)
-        self._published_ahead: set[tuple[str, str, str]] = set()  # (table, project, path); see _recover
-        self._recover()
+        self._seen = SeenFiles()
+        self.feed = GroupFeed(log, consumer, config)
+        try:
+            self._recover()
+        except BaseException:
+            self.feed.close()
+            raise
+
+    @property
+    def offset(self) -> int:
+        """Everything before this log offset is in the lake (as far as this writer knows)."""
+        return self.feed.offset
 
     # -- start-up --------------------------------------------------------------------------------
 
@@ -109,25 +138,17 @@ class LakeWriter:
         ]
 
     def _recover(self) -> None:
-        """Drop files a crash left unpublished, and remember recent event_ids for deduplication."""
+        """Drop files a crash left unlisted, and remember recent event_ids for deduplication."""
         for table in self._tables(EVENTS) + self._tables(REJECTED):
-            removed = table.remove_orphans()
+            # Another writer of the group may be between writing a file and listing it: wait for it.
+            with table_lock(table, COMPACTING), table_lock(table, PUBLISHING):
+                removed = table.remove_orphans()
             if removed:
                 log.info("removed %d unpublished files from %s", removed, table.path)
-        # A crash between publishing a flush and committing the log checkpoint replays the log from that
-        # flush's first offset, and the replay may read further than the flush did. Its rows are the
-        # ones deduplication lets through (events after the published ones): they must go to a file of
-        # their own, never over the published file of the same first offset, which still holds its rows.
-        # Only files named for offsets at or past the checkpoint can be written again.
-        for name in (EVENTS, REJECTED):
-            for table in self._tables(name):
-                for f in table.manifest().files:
-                    first = _first_offset(f.path)
-                    if first is not None and first >= self.offset:
-                        self._published_ahead.add((name, table.project, f.path))
         budget = self.config.dedupe_window_events
         for table in self._tables(EVENTS):
             files = table.manifest().files
+            self._seen.reset(table.project, (f.path for f in files))
             chosen: list[str] = []
             rows = 0
             for f in reversed(files):
@@ -136,8 +157,7 @@ class LakeWriter:
                 chosen.append(str(table.path / f.path))
                 rows += f.rows
             if chosen:
-                ids = pq.read_table(chosen, columns=["event_id"], partitioning=None).column("event_id")
-                self._remember(table.project, ids.combine_chunks())
+                self._remember(table.project, _event_ids(chosen))
 
     def _remember(self, project: str, ids: pa.Array) -> None:
         n = len(ids)
@@ -152,46 +172,51 @@ class LakeWriter:
         if self._seq % max(window // 2, 1) < n:
             self.db.execute("DELETE FROM recent WHERE seq < ?", [self._seq - window]).fetchall()
 
+    def _not_recent(self, project: str, ids: pa.Array) -> pa.Array:
+        """The ids among `ids` that the window does not hold for `project`."""
+        self.db.register("fresh", pa.table({"event_id": ids}))
+        found = self.db.sql(_NOT_RECENT_SQL, params={"project": project}).to_arrow_table()
+        self.db.unregister("fresh")
+        return found.column("event_id").combine_chunks()
+
     # -- flushing --------------------------------------------------------------------------------
 
     def flush(self, *, background: bool = False) -> int:
-        """Publish everything the log holds past the checkpoint; returns the events written.
+        """Publish everything the group hands this writer now; returns the events written.
 
         Compaction and garbage collection follow each publish; with `background` they run in a thread
         of their own, so a long compaction does not hold back the next flush (events stay fresh).
         """
         written = 0
+        claim = self.feed.claim_due()
         while True:
-            result = self.log.read(self.offset, max_bytes=self.config.flush_max_bytes)
-            if not result.records:
-                return written
-            first = result.records[0].offset
-            events: list[LogBatch] = []
-            rejected: list[LogBatch] = []
-            for record in result.records:
-                batch = _decoder.decode(record.payload)
-                (events if batch.kind == KIND_EVENTS else rejected).append(batch)
-            touched: set[tuple[str, str]] = set()
-            if events:
-                written += self._write_events(events, first, touched)
-            if rejected:
-                self._write_rejected(rejected, first)
-            self.log.commit(CONSUMER, result.next_offset)
-            self.offset = result.next_offset
-            self._forget_published_before(self.offset)
+            try:
+                records = self.feed.take(claim=claim)
+                claim = False
+                if not records:
+                    return written
+                first = records[0].offset
+                events: list[LogBatch] = []
+                rejected: list[LogBatch] = []
+                for record in records:
+                    batch = _decoder.decode(record.payload)
+                    (events if batch.kind == KIND_EVENTS else rejected).append(batch)
+                touched: set[tuple[str, str]] = set()
+                if events:
+                    written += self._write_events(events, first, touched)
+                if rejected:
+                    self._write_rejected(rejected, first)
+                self.feed.settle(records)
+            except BaseException:
+                self.feed.drop()
+                raise
             if background:
                 self._maintain_later(touched)
             else:
                 self._maintain(touched, self.db)
 
-    def _forget_published_before(self, offset: int) -> None:
-        """Drop the files a re-read can no longer reach (named for offsets before the checkpoint)."""
-        self._published_ahead = {
-            entry for entry in self._published_ahead if (_first_offset(entry[2]) or 0) >= offset
-        }
-
     def _write_events(self, batches: list[LogBatch], first: int, touched: set[tuple[str, str]]) -> int:
-        table = _events_arrow(batches)
+        table = events_arrow(batches)
         self.db.register("batch", table)
         # The usual flush repeats no event_id, seen before or within itself: then the parsed rows are
         # the answer, and the anti-join, window and sort of the full query run only when one repeats.
@@ -199,7 +224,7 @@ class LakeWriter:
         self.db.register("batch_ids", parsed.select(["project", "event_id"]))
         seen = self.db.execute(_SEEN_SQL).fetchall()[0][0]
         self.db.unregister("batch_ids")
-        deduped = _in_order_if_unique(parsed) if seen == 0 else None
+        deduped = in_order_if_unique(parsed) if seen == 0 else None
         if deduped is None:
             deduped = self.db.sql(_PARSE_SQL + _UNSEEN + _FIRST_OF_EACH_ID).to_arrow_table()
         self.db.unregister("batch")
@@ -220,17 +245,54 @@ class LakeWriter:
                 "quantity": deduped.column("quantity"),
                 "revenue": deduped.column("revenue"),
                 "properties": base.column("line"),
-                "_date": _days(base.column("ts")),
+                "_date": days(base.column("ts")),
             },
             schema=EVENTS_SCHEMA,
         )
         projects = base.column("project")
         names = pc.unique(projects).to_pylist()
+        written = 0
         for project in names:
             mine = out if len(names) == 1 else out.filter(pc.equal(projects, project))
-            self._publish(EVENTS, project, mine, first, touched)
+            lake = LakeTable(self.lake_root, EVENTS, project)
+            with table_lock(lake, PUBLISHING):
+                taken = self._catch_up(lake)
+                if taken is not None:  # other writers published some of these ids meanwhile
+                    mine = mine.filter(pc.invert(pc.is_in(mine.column("event_id"), value_set=taken)))
+                if mine.num_rows == 0:
+                    continue
+                added = self._publish(lake, mine, first, touched)
+            self._seen.add(project, (f.path for f in added))
             self._remember(project, mine.column("event_id").combine_chunks())
-        return out.num_rows
+            written += mine.num_rows
+        return written
+
+    def _catch_up(self, lake: LakeTable) -> pa.Array | None:
+        """Take into the window the event_ids of files others listed since this writer last looked.
+
+        Returns those ids (None if there are none). Called under the table's publishing lock, so no
+        file is listed between this look and this writer's publish.
+        """
+        files = lake.manifest().files
+        unseen = self._seen.unseen(lake.project, files)
+        self._seen.reset(lake.project, (f.path for f in files))
+        if not unseen:
+            return None
+        taken: list[pa.Array] = []
+        flushed = [str(lake.path / f.path) for f in unseen if _first_offset(f.path) is not None]
+        if flushed:
+            # A flushed file holds ids new to the lake: its writer dropped the others under this lock.
+            ids = _event_ids(flushed)
+            self._remember(lake.project, ids)
+            taken.append(ids)
+        merged = [str(lake.path / f.path) for f in unseen if _first_offset(f.path) is None]
+        if merged:
+            # A compaction's (or a load's) file mostly repeats ids of files seen already.
+            ids = _event_ids(merged)
+            self._remember(lake.project, self._not_recent(lake.project, ids))
+            taken.append(ids)
+        log.debug("took in the event_ids of %d files other lake writers listed", len(unseen))
+        return pa.concat_arrays(taken)
 
     def _write_rejected(self, batches: list[LogBatch], first: int) -> None:
         by_project: dict[str, list[LogBatch]] = defaultdict(list)
@@ -238,8 +300,7 @@ class LakeWriter:
             by_project[b.project].append(b)
         for project, group in by_project.items():
             body = b"\n".join(b.body for b in group)
-            lines = _lines(body)
-            self.db.register("lines", lines)
+            self.db.register("lines", lines(body))
             parsed = self.db.sql(
                 f"SELECT j.* FROM (SELECT json_transform(line, '{_REJECTED_FIELDS}') AS j FROM lines)"
             ).to_arrow_table()
@@ -256,27 +317,32 @@ class LakeWriter:
                     "index": parsed.column("index"),
                     "event_id": parsed.column("event_id"),
                     "payload": parsed.column("payload"),
-                    "_date": _days(received),
+                    "_date": days(received),
                 },
                 schema=REJECTED_SCHEMA,
             )
-            self._publish(REJECTED, project, out, first, set())
+            lake = LakeTable(self.lake_root, REJECTED, project)
+            with table_lock(lake, PUBLISHING):
+                self._publish(lake, out, first, set())
 
     def _publish(
-        self, name: str, project: str, table: pa.Table, first: int, touched: set[tuple[str, str]]
-    ) -> None:
-        lake = LakeTable(self.lake_root, name, project)
-        days = pc.unique(table.column("_date")).to_pylist()
+        self, lake: LakeTable, table: pa.Table, first: int, touched: set[tuple[str, str]]
+    ) -> list[DataFile]:
+        """Write `table`'s files (one per day) and list them; call under the table's publishing lock."""
+        dates = pc.unique(table.column("_date")).to_pylist()
         added: list[DataFile] = []
-        for day in days:
-            part = table if len(days) == 1 else table.filter(pc.equal(table.column("_date"), day))
+        for day in dates:
+            part = table if len(dates) == 1 else table.filter(pc.equal(table.column("_date"), day))
             partition = {"_date": day.isoformat()}
+            # A name in use stays as it is: records read again (a replay after a crash, a failed
+            # acknowledgement, a claim of a dead writer's records) may start at the offset of a file
+            # published with rows that deduplication now leaves out; replacing it would lose them.
             target = lake.new_file(partition, f"part-{first:020d}.parquet")
             replay = 0
-            while (name, project, str(target.relative_to(lake.path))) in self._published_ahead:
+            while target.exists():
                 replay += 1
                 target = lake.new_file(partition, f"part-{first:020d}-r{replay}.parquet")
-            _write_parquet(part, target)
+            write_parquet(part, target)
             added.append(
                 DataFile(
                     path=str(target.relative_to(lake.path)),
@@ -285,21 +351,19 @@ class LakeWriter:
                     partition=partition,
                 )
             )
-            touched.add((project, day.isoformat()))
+            touched.add((lake.project, day.isoformat()))
         lake.commit(added, partition_by=["_date"])
-        # Until the checkpoint moves past them, a re-read of these records (the checkpoint commit
-        # failed, e.g. the log's server went away) must not replace these files: dedupe would leave
-        # their events out of the new file, and replacing the old one would lose them.
-        self._published_ahead.update((name, project, f.path) for f in added)
+        return added
 
     def _maintain(self, touched: set[tuple[str, str]], db: duckdb.DuckDBPyConnection) -> None:
         for project, day in touched:
-            compact_partition(
-                LakeTable(self.lake_root, EVENTS, project),
-                {"_date": day},
-                min_files=self.config.compact_min_files,
-                db=db,
-            )
+            table = LakeTable(self.lake_root, EVENTS, project)
+            with table_lock(table, COMPACTING):
+                merged = compact_partition(
+                    table, {"_date": day}, min_files=self.config.compact_min_files, db=db
+                )
+            if merged is not None:
+                self._seen.add(project, [merged.path])  # its ids are in the window already
         for table in self._tables(EVENTS) + self._tables(REJECTED):
             table.collect_garbage(self.config.gc_grace_s)
 
@@ -342,6 +406,7 @@ class LakeWriter:
     def close(self) -> None:
         if self._maintainer is not None:
             self._maintainer.join()
+        self.feed.close()
         self.db.close()
 
 
@@ -351,73 +416,6 @@ def _first_offset(path: str) -> int | None:
     return None if match is None else int(match.group(1))
 
 
-def _lines(body: bytes) -> pa.Table:
-    """A one-column table of the newline-separated JSON lines of `body`, built without a Python loop."""
-    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 0x0A)
-    count = len(ends) + 1
-    # Line i is body[ends[i-1] + 1 : ends[i]]; with the newlines removed the lines lie end to end.
-    lengths = np.diff(ends, prepend=-1, append=len(body)) - 1
-    offsets = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    text = body.replace(b"\n", b"")
-    if len(text) < 2**31:
-        return pa.table(
-            {
-                "line": pa.StringArray.from_buffers(
-                    count, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text)
-                )
-            }
-        )
-    lines = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text))
-    return pa.table({"line": lines.cast(pa.string())})
-
-
-def _events_arrow(batches: list[LogBatch]) -> pa.Table:
-    lines = _lines(b"\n".join(b.body for b in batches)).column("line")
-    times = np.frombuffer(b"".join(b.times for b in batches), dtype="<i8")
-    counts = np.array([len(b.times) // 8 for b in batches], dtype=np.int64)
-    if int(counts.sum()) != len(lines):
-        raise ValueError("event log record is inconsistent: line count differs from time count")
-    which = np.repeat(np.arange(len(batches)), counts)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    return pa.table(
-        {
-            "line": lines,
-            "ts": pa.array(times),
-            "received_at": pa.array(np.array([b.received_at for b in batches], dtype=np.int64)[which]),
-            "prefix": pa.DictionaryArray.from_arrays(
-                pa.array(which.astype(np.int32)), pa.array([b.id_prefix for b in batches])
-            ),
-            "idx": pa.array(np.arange(len(lines), dtype=np.int64) - starts),
-            "project": pa.DictionaryArray.from_arrays(
-                pa.array(which.astype(np.int32)), pa.array([b.project for b in batches])
-            ).cast(pa.string()),
-            "rowno": pa.array(np.arange(len(lines), dtype=np.int64)),
-        }
-    )
-
-
-def _in_order_if_unique(parsed: pa.Table) -> pa.Table | None:
-    """`parsed` sorted by rowno when it holds one project and no repeated event_id; else None."""
-    if parsed.num_rows > 1:
-        if pc.count_distinct(parsed.column("project")).as_py() > 1:
-            return None
-        if pc.count_distinct(parsed.column("event_id")).as_py() != parsed.num_rows:
-            return None
-        rowno = parsed.column("rowno").to_numpy()
-        if not (np.diff(rowno) > 0).all():
-            parsed = parsed.take(np.argsort(rowno, kind="stable"))
-    return parsed
-
-
-def _days(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    micros = np.asarray(ts.to_numpy(), dtype=np.int64)
-    return pa.array((micros // _DAY_US).astype(np.int32), pa.int32()).cast(pa.date32())
-
-
-def _write_parquet(table: pa.Table, target: Path) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    tmp.replace(target)
+def _event_ids(paths: list[str]) -> pa.Array:
+    """The event_id column of the Parquet files at `paths`, in one array."""
+    return pq.read_table(paths, columns=["event_id"], partitioning=None).column("event_id").combine_chunks()

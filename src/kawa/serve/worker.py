@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import re
 import signal
 import socket
 import sys
@@ -96,10 +98,14 @@ def run_lake() -> None:
     config = load_config()
     runtime = Runtime(config)
     log = open_event_log(config.stores.event_log, runtime.state_path, writer=False)
-    writer = LakeWriter(log, runtime.lake_root, config.lake)
+    # Unique per process unless configured: several lake writers may share a Redis log's group, and
+    # one restarted under a new name has its unacknowledged records claimed after `claim_idle_s`.
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "host"
+    consumer = config.lake.consumer or f"{host}-{os.getpid()}"
+    writer = LakeWriter(log, runtime.lake_root, config.lake, consumer=consumer)
     stop = _stop_on_signals()
     beat = _start_heartbeat(heartbeat_path(runtime.state_path, "lake"), lambda: writer.offset, stop)
-    logging.getLogger("kawa").info("lake writer started at log offset %d", writer.offset)
+    logging.getLogger("kawa").info("lake writer %s started at log offset %d", consumer, writer.offset)
     try:
         writer.run(stop)
     finally:
