@@ -262,7 +262,7 @@ class LakeWriter:
                 if mine.num_rows == 0:
                     continue
                 added = self._publish(lake, mine, first, touched)
-            self._seen.add(project, (f.path for f in added))
+                self._seen.add(project, (f.path for f in added))
             self._remember(project, mine.column("event_id").combine_chunks())
             written += mine.num_rows
         return written
