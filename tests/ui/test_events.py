@@ -31,8 +31,10 @@ def test_events_arrive_live_and_filter_by_name_and_user(page, site: DemoSite) ->
         }
         for i in range(3)
     ]
+    # A cart add, not a purchase: sent at server time, a purchase would move the loyalty pipeline's
+    # newest-purchase cutoffs (the demo shop's events are in 2025) past every other event.
     events.append(
-        {"event_name": "purchase", "keys": {"user_id": user}, "price": 12.5, "event_id": f"{user}-buy"}
+        {"event_name": "cart_add", "keys": {"user_id": user}, "price": 12.5, "event_id": f"{user}-buy"}
     )
     # Sent after the page has loaded: they must appear without a reload.
     sender = threading.Timer(0.5, send, args=(site, events))
@@ -44,10 +46,10 @@ def test_events_arrive_live_and_filter_by_name_and_user(page, site: DemoSite) ->
     assert page.url.endswith("/events")  # no reload, no navigation
     screenshot(page, "events")
 
-    page.select_option("#event-filters select[name=event_name]", "purchase")
+    page.select_option("#event-filters select[name=event_name]", "cart_add")
     page.fill("#event-filters input[name=user_id]", user)
     page.click("#event-filters button[type=submit]")
-    page.wait_for_url(f"**/events?event_name=purchase&user_id={user}")
+    page.wait_for_url(f"**/events?event_name=cart_add&user_id={user}")
     rows = page.locator("#event-tail tr[data-event-id]")
     assert rows.count() == 1
     assert rows.first.get_attribute("data-event-id") == f"{user}-buy"

@@ -51,6 +51,12 @@ def labelled(ctx: RunContext, horizon_days: int, weeks: int) -> pa.Table:
     final = last - timedelta(days=horizon_days)
     cutoffs = series(final - timedelta(weeks=weeks - 1), final, every="7d")
     table = training_set(ctx.warehouse, BOUGHT.rows(ctx.warehouse, cutoffs), [RFM])
+    if table.num_rows == 0:
+        raise ValueError(
+            f"no user was active in the 60 days before the {weeks} weekly cutoffs up to {final:%Y-%m-%d} "
+            f"(set by the newest purchase, {last:%Y-%m-%d}): a purchase far from the other events moves "
+            "the cutoffs; check the purchase events' times, or change horizon_days / weeks"
+        )
     positives = int(pc.sum(table.column("label")).as_py() or 0)
     if positives == 0 or positives == table.num_rows:
         raise ValueError(
