@@ -99,13 +99,20 @@ def start_kawa(
     project: str = "bench",
     timeout: float = 60.0,
     prepare: Callable[[Path], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Kawa:
     """`kawa init` then `kawa serve` on a free port; returns once the supervisor says ready.
 
     `prepare(folder)` runs between the two: to write project code or register models before serving.
+    `env` adds to the environment of both (e.g. `KAWA__STORES__EVENT_LOG=redis://...`).
     """
+    environ = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     out = subprocess.run(
-        [*_kawa_command(), "init", "--project", project], cwd=folder, capture_output=True, check=True
+        [*_kawa_command(), "init", "--project", project],
+        cwd=folder,
+        capture_output=True,
+        check=True,
+        env=environ,
     ).stdout.decode()
     keys = dict(re.findall(r"^(\w+_key)=(\S+)$", out, re.MULTILINE))
     if prepare is not None:
@@ -116,7 +123,7 @@ def start_kawa(
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=environ,
     )
     kawa = Kawa(folder, port, process, keys["write_key"], keys["admin_key"], keys["read_key"])
     ready = threading.Event()

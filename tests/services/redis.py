@@ -50,6 +50,11 @@ class RedisServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (to watch its CPU time)."""
+        return None if self._process is None or self._process.poll() is not None else self._process.pid
+
+    @property
     def url(self) -> str:
         """The `redis://` URL of database 0."""
         return f"redis://127.0.0.1:{self.port}/0"
