@@ -116,6 +116,11 @@ async def one(args: argparse.Namespace, log: str, workers: int, bodies: list[byt
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _used_memory(client: Any) -> int:
+    info: dict[str, Any] = client.info("memory")
+    return int(info["used_memory"])
+
+
 def prediction_bytes(count: int = 200_000) -> dict[str, Any]:
     """Redis memory per stored prediction (a user's score record), for the 100 M user arithmetic."""
     from kawa.serving.store import Prediction, PredictionStore, now_rfc3339
@@ -127,7 +132,7 @@ def prediction_bytes(count: int = 200_000) -> dict[str, Any]:
         import redis as redis_py
 
         client = redis_py.Redis.from_url(redis.url)
-        before = int(client.info("memory")["used_memory"])
+        before = _used_memory(client)
         store = PredictionStore(open_online_store(redis.url, Path(tempfile.gettempdir())))
         stamp = now_rfc3339()
         items = (
@@ -136,7 +141,7 @@ def prediction_bytes(count: int = 200_000) -> dict[str, Any]:
         started = time.perf_counter()
         store.put_many("bench", "loyalty", items)
         seconds = time.perf_counter() - started
-        after = int(client.info("memory")["used_memory"])
+        after = _used_memory(client)
         return {
             "predictions": count,
             "bytes_per_prediction": round((after - before) / count),
