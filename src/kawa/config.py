@@ -51,6 +51,9 @@ class StoresConfig(msgspec.Struct, forbid_unknown_fields=True):
     online: str = "lmdb"
     metadata: str = "sqlite"
     artifacts: str = "local"
+    # Where pipeline steps run: `local` (a subprocess each), `ray` (the Ray cluster RAY_ADDRESS names, or
+    # the one started on this machine) or `ray://host:port` (Ray Client).
+    executor: str = "local"
 
 
 class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True):

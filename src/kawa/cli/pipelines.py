@@ -86,11 +86,11 @@ def pipeline_run(
         typer.Option("--in-process", help="Run the steps in this process (no timeouts or resource limits)"),
     ] = False,
 ) -> None:
-    """Run a pipeline now, each step in its own process, printing each step as it ends; exit 1 if it fails."""
+    """Run a pipeline now, a process or Ray task per step, printing steps as they end; exit 1 if it fails."""
     from kawa.pipelines import (
         InProcessExecutor,
         ParamError,
-        SubprocessExecutor,
+        executor_for,
         parse_assignments,
         run_pipeline,
     )
@@ -113,7 +113,7 @@ def pipeline_run(
             project=project,
             logical_date=when,
             on_event=_print_event,
-            executor=InProcessExecutor() if in_process else SubprocessExecutor(),
+            executor=InProcessExecutor() if in_process else executor_for(runtime.config),
             cache=not no_cache,
         )
     except (ParamError, ValueError) as exc:
@@ -416,7 +416,7 @@ def pipeline_backfill(
     """Run a pipeline's scheduled dates from --from to --to, oldest first, within max_active_runs."""
     from datetime import UTC
 
-    from kawa.pipelines import SubprocessExecutor
+    from kawa.pipelines import executor_for
     from kawa.schedule import ScheduleError
     from kawa.schedule.backfill import Backfill, Progress, backfill_dates
     from kawa.schedule.launch import InlineLauncher, Launcher, ProcessLauncher
@@ -436,7 +436,7 @@ def pipeline_backfill(
         launcher: Launcher = (
             ProcessLauncher(runtime.config)
             if p.max_active_runs > 1
-            else InlineLauncher(runtime, executor=SubprocessExecutor())
+            else InlineLauncher(runtime, executor=executor_for(runtime.config))
         )
         job = Backfill(runtime, pipelines, name, project=project, launcher=launcher)
         outcome = job.enqueue(dates)

@@ -19,7 +19,7 @@ pipeline parameters, or `ctx`). `kawa pipeline run loyalty -p cutoff=2026-11-01 
 from __future__ import annotations
 
 from kawa.pipelines.context import RunContext
-from kawa.pipelines.executor import Executor, InProcessExecutor, StepCall, StepOutcome
+from kawa.pipelines.executor import Executor, InProcessExecutor, StepCall, StepOutcome, executor_for
 from kawa.pipelines.handoff import StoredValue
 from kawa.pipelines.logs import follow, live_log_path, log_path
 from kawa.pipelines.notify import deliver, status_message
@@ -27,9 +27,11 @@ from kawa.pipelines.params import ParamError, parse_assignments
 from kawa.pipelines.pipeline import Pipeline, PipelineDefinitionError, find_pipeline, project_pipelines
 from kawa.pipelines.policy import RunPolicy, policy_for
 from kawa.pipelines.process import SubprocessExecutor
+from kawa.pipelines.ray_executor import RayExecutor
 from kawa.pipelines.runner import RunEvent, run_pipeline
 from kawa.pipelines.runs import RunRecord, RunStore, StepRecord, new_run_id
 from kawa.pipelines.step import Step, StepDefinitionError, step
+from kawa.pipelines.sweep import SweepError, SweepResult, Trial, sweep
 
 __all__ = [
     "Executor",
@@ -37,6 +39,7 @@ __all__ = [
     "ParamError",
     "Pipeline",
     "PipelineDefinitionError",
+    "RayExecutor",
     "RunContext",
     "RunEvent",
     "RunPolicy",
@@ -49,7 +52,11 @@ __all__ = [
     "StepRecord",
     "StoredValue",
     "SubprocessExecutor",
+    "SweepError",
+    "SweepResult",
+    "Trial",
     "deliver",
+    "executor_for",
     "find_pipeline",
     "follow",
     "live_log_path",
@@ -61,4 +68,5 @@ __all__ = [
     "run_pipeline",
     "status_message",
     "step",
+    "sweep",
 ]

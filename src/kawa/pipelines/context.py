@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from kawa.stores.artifacts.base import check_path
 
 if TYPE_CHECKING:
     from kawa.models import Bundle, Registry
+    from kawa.pipelines.sweep import SweepResult
     from kawa.runtime import Runtime
     from kawa.stores.artifacts import ArtifactStore
     from kawa.stores.online import OnlineStore
@@ -235,6 +236,18 @@ class RunContext:
         if full not in self.artifact_paths:
             self.artifact_paths.append(full)
         return full
+
+    def sweep(self, fn: Callable[..., Any], grid: Any, **options: Any) -> SweepResult:
+        """Run `fn` over a parameter grid, trials in parallel where kawa.yaml's `stores.executor` runs
+        steps: Ray tasks on Ray, a process pool locally. Options as `kawa.pipelines.sweep.sweep`."""
+        from kawa.pipelines.sweep import sweep
+
+        executor = self.runtime.config.stores.executor.strip()
+        on_ray = executor == "ray" or executor.startswith("ray://")
+        options.setdefault("backend", "ray" if on_ray else "local")
+        options.setdefault("address", executor if executor.startswith("ray://") else "auto")
+        options.setdefault("config", self.runtime.config)
+        return sweep(fn, grid, **options)
 
     def close(self) -> None:
         """Release what the context opened (the model registry)."""

@@ -10,12 +10,15 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kawa.pipelines import handoff
 from kawa.pipelines._capture import capture
 from kawa.pipelines.context import RunContext
 from kawa.pipelines.step import Step
+
+if TYPE_CHECKING:
+    from kawa.config import Config
 
 
 @dataclass
@@ -93,3 +96,31 @@ class InProcessExecutor:
         finally:
             if tee is not None:
                 tee.close()
+
+
+def executor_for(config: Config) -> Executor:
+    """The executor kawa.yaml's `stores.executor` names: `local` (a subprocess per step) or Ray.
+
+    `ray` connects to the cluster RAY_ADDRESS names (or the one started on this machine), `ray://host:port`
+    through Ray Client; the connection is made when the first step runs, so a run whose cluster is
+    unreachable is recorded as failed with the reason.
+
+    >>> from kawa.config import Config, StoresConfig
+    >>> type(executor_for(Config(stores=StoresConfig(executor="ray")))).__name__
+    'RayExecutor'
+    """
+    from kawa.config import ConfigError
+
+    spec = config.stores.executor.strip()
+    if spec in ("", "local"):
+        from kawa.pipelines.process import SubprocessExecutor
+
+        return SubprocessExecutor()
+    if spec == "ray" or spec.startswith("ray://"):
+        from kawa.pipelines.ray_executor import RayExecutor
+
+        return RayExecutor("auto" if spec == "ray" else spec)
+    raise ConfigError(
+        f"stores.executor {spec!r} is not one of: local (a subprocess per step), ray (the cluster "
+        "RAY_ADDRESS names), ray://host:port (Ray Client)"
+    )

@@ -31,12 +31,12 @@ import msgspec
 from kawa.pipelines import handoff, resources
 from kawa.pipelines.executor import StepCall, StepOutcome
 
-# How long a stopped step gets between SIGTERM and SIGKILL.
 # The files a step process reads its call from and writes its result to, in its work folder. They
 # live here, not in _child: the package must not import _child, which runs as `python -m` (Python
 # warns when a module it runs was imported first).
 CALL = "call.pkl"
 RESULT = "result.json"
+# How long a stopped step gets between SIGTERM and SIGKILL.
 STOP_GRACE_S = 3.0
 
 
@@ -51,52 +51,22 @@ class SubprocessExecutor:
         self.memory_check_s = memory_check_s
 
     def run_step(self, call: StepCall) -> StepOutcome:
-        fn = call.step.fn
-        module, qualname = getattr(fn, "__module__", "__main__"), getattr(fn, "__qualname__", "")
-        if module == "__main__" or "<locals>" in qualname or not qualname:
-            return _refused(
-                call,
-                f"step {call.step.name!r} is defined inside a function or in __main__ ({module}.{qualname}); "
-                "a step that runs in its own process must be defined at the top level of a module "
-                "(run it with InProcessExecutor otherwise)",
-            )
+        target = step_target(call)
+        if isinstance(target, str):
+            return refused(call, target)
         ctx = call.ctx
         work = ctx.runtime.state_path / "tmp" / "steps" / f"{ctx.run_id}-{ctx.step}-{uuid.uuid4().hex[:8]}"
         work.mkdir(parents=True, exist_ok=True)
         try:
-            return self._run(call, work, module, qualname)
+            return self._run(call, work, *target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
     def _run(self, call: StepCall, work: Path, module: str, qualname: str) -> StepOutcome:
-        ctx = call.ctx
-        kwargs = {k: v for k, v in call.kwargs.items() if k != call.step.context_param}
         try:
-            payload = pickle.dumps(
-                {
-                    "kwargs": kwargs,
-                    "ctx": {
-                        "run_id": ctx.run_id,
-                        "pipeline": ctx.pipeline,
-                        "experiment": ctx.experiment,
-                        "project": ctx.project,
-                        "step": ctx.step,
-                        "params": ctx.params,
-                        "logical_date": ctx.logical_date,
-                    },
-                }
-            )
+            call_data = child_call(call, module, qualname)
         except Exception as exc:
-            return _refused(call, f"the inputs of step {ctx.step!r} cannot be sent to its process: {exc}")
-        call_data = {
-            "parent_pid": os.getpid(),
-            "sys_path": [p for p in sys.path if p],
-            "config": msgspec.to_builtins(ctx.runtime.config),
-            "module": module,
-            "qualname": qualname,
-            "context_param": call.step.context_param,
-            "payload": payload,
-        }
+            return refused(call, f"the inputs of step {call.ctx.step!r} cannot be sent to its process: {exc}")
         (work / CALL).write_bytes(pickle.dumps(call_data))
         log_file = call.log_file or work / "step.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +125,48 @@ class SubprocessExecutor:
         return None
 
 
+def step_target(call: StepCall) -> tuple[str, str] | str:
+    """The step function's (module, qualname) for a process to import it by, or why it cannot be."""
+    fn = call.step.fn
+    module, qualname = getattr(fn, "__module__", "__main__"), getattr(fn, "__qualname__", "")
+    if module == "__main__" or "<locals>" in qualname or not qualname:
+        return (
+            f"step {call.step.name!r} is defined inside a function or in __main__ ({module}.{qualname}); "
+            "a step that runs in its own process must be defined at the top level of a module "
+            "(run it with InProcessExecutor otherwise)"
+        )
+    return module, qualname
+
+
+def child_call(call: StepCall, module: str, qualname: str) -> dict[str, Any]:
+    """What `kawa.pipelines._child` needs to run the step elsewhere; raises if its inputs cannot pickle."""
+    ctx = call.ctx
+    kwargs = {k: v for k, v in call.kwargs.items() if k != call.step.context_param}
+    payload = pickle.dumps(
+        {
+            "kwargs": kwargs,
+            "ctx": {
+                "run_id": ctx.run_id,
+                "pipeline": ctx.pipeline,
+                "experiment": ctx.experiment,
+                "project": ctx.project,
+                "step": ctx.step,
+                "params": ctx.params,
+                "logical_date": ctx.logical_date,
+            },
+        }
+    )
+    return {
+        "parent_pid": os.getpid(),
+        "sys_path": [p for p in sys.path if p],
+        "config": msgspec.to_builtins(ctx.runtime.config),
+        "module": module,
+        "qualname": qualname,
+        "context_param": call.step.context_param,
+        "payload": payload,
+    }
+
+
 def _outcome(call: StepCall, result_file: Path, returncode: int, text: str) -> StepOutcome:
     try:
         result = json.loads(result_file.read_text())
@@ -168,6 +180,11 @@ def _outcome(call: StepCall, result_file: Path, returncode: int, text: str) -> S
             error=f"the process of step {call.step.name!r} {how} before it reported a result; see its log\n",
             log=text,
         )
+    return result_outcome(call, result, text)
+
+
+def result_outcome(call: StepCall, result: dict[str, Any], text: str) -> StepOutcome:
+    """The outcome of a step run elsewhere from its `_child` result; copies what it recorded into the ctx."""
     ctx = call.ctx
     ctx.outputs.update(result.get("outputs", {}))
     ctx.metrics.update(result.get("metrics", {}))
@@ -181,7 +198,8 @@ def _outcome(call: StepCall, result_file: Path, returncode: int, text: str) -> S
     return StepOutcome(value=handoff.StoredValue.from_json(result["value"]), log=text)
 
 
-def _refused(call: StepCall, message: str) -> StepOutcome:
+def refused(call: StepCall, message: str) -> StepOutcome:
+    """A step that could not be started: `message` goes to its log and is its error."""
     if call.log_file is not None:
         call.log_file.parent.mkdir(parents=True, exist_ok=True)
         with call.log_file.open("a", encoding="utf-8") as log:

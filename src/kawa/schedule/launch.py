@@ -205,7 +205,7 @@ class ProcessLauncher:
 
 def main(argv: list[str]) -> int:
     """The run process: read the config from stdin, take the claim over, run the pipeline."""
-    from kawa.pipelines import SubprocessExecutor, find_pipeline
+    from kawa.pipelines import executor_for, find_pipeline
     from kawa.runtime import Runtime
 
     if len(argv) != 5:
@@ -218,8 +218,8 @@ def main(argv: list[str]) -> int:
     try:
         pipeline = find_pipeline(config, name)
         job = Job(project, name, datetime.fromisoformat(date), kind, owner)
-        # Steps in processes of their own, as `kawa pipeline run` does: timeouts and resource hints hold.
-        record = execute(runtime, pipeline, job, executor=SubprocessExecutor())
+        # Steps run where kawa.yaml says (processes of their own, or Ray), as `kawa pipeline run` does.
+        record = execute(runtime, pipeline, job, executor=executor_for(config))
     finally:
         runtime.close()
     if record is None:

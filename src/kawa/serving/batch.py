@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kawa.lake.table import check_name
-from kawa.models import Registry
+from kawa.models import Bundle, Registry
 from kawa.serving.store import Prediction, PredictionStore
 from kawa.warehouse import Warehouse
 from kawa.warehouse.load import write_table
@@ -59,6 +59,18 @@ def batch_predict(
     output = check_name("table", output or f"{model.replace('-', '_').replace('.', '_')}_predictions")
     day = (run_date or datetime.now(UTC).date()).isoformat()
     rows = warehouse.query(query)
+    scores = score_rows(bundle, rows, entity)
+    computed_at = datetime.now(UTC)
+    out = prediction_rows(rows.column(entity), scores, version, computed_at, entity)
+    write_table(warehouse, output, out, partition={"run_date": day})
+    published = 0
+    if store is not None:
+        published = publish_scores(store, project, model, version, computed_at, out, entity)
+    return BatchResult(model, version, output, day, out.num_rows, published, time.perf_counter() - started)
+
+
+def score_rows(bundle: Bundle, rows: pa.Table, entity: str) -> np.ndarray:
+    """One score per row of `rows`, which must have the `entity` column; BatchPredictError if not."""
     if entity not in rows.column_names:
         raise BatchPredictError(
             f"the query has no column {entity!r}; it returns {', '.join(rows.column_names)}"
@@ -68,11 +80,16 @@ def batch_predict(
         raise BatchPredictError(
             "batch prediction writes one score per row; multi-class models are not supported"
         )
-    computed_at = datetime.now(UTC)
-    keys = pc.cast(rows.column(entity), pa.string())
-    out = pa.table(
+    return scores
+
+
+def prediction_rows(
+    keys: pa.Array | pa.ChunkedArray, scores: np.ndarray, version: int, computed_at: datetime, entity: str
+) -> pa.Table:
+    """The output rows (entity as text, score, model_version, computed_at), typed as every run has them."""
+    return pa.table(
         {
-            entity: keys,
+            entity: pc.cast(keys, pa.string()),
             "score": pa.array(scores, pa.float64()),
             "model_version": pa.array(np.full(len(scores), version, dtype=np.int64)),
             "computed_at": pa.array(
@@ -80,17 +97,26 @@ def batch_predict(
             ).cast(pa.timestamp("us", tz="UTC")),
         }
     )
-    write_table(warehouse, output, out, partition={"run_date": day})
-    published = 0
-    if store is not None:
-        stamp = computed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        published = store.put_many(
-            project,
-            model,
-            (
-                (k, Prediction(score=s, model_version=version, computed_at=stamp))
-                for k, s in zip(keys.to_pylist(), scores.tolist(), strict=True)
-                if k is not None
-            ),
-        )
-    return BatchResult(model, version, output, day, out.num_rows, published, time.perf_counter() - started)
+
+
+def publish_scores(
+    store: PredictionStore,
+    project: str,
+    model: str,
+    version: int,
+    computed_at: datetime,
+    out: pa.Table,
+    entity: str,
+) -> int:
+    """Put each row of `out` (as `prediction_rows` makes it) in the prediction store; how many were put."""
+    stamp = computed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    keys, scores = out.column(entity).to_pylist(), out.column("score").to_pylist()
+    return store.put_many(
+        project,
+        model,
+        (
+            (k, Prediction(score=s, model_version=version, computed_at=stamp))
+            for k, s in zip(keys, scores, strict=True)
+            if k is not None
+        ),
+    )
