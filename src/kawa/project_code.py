@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import yaml
+
 from kawa.config import Config
 
 
@@ -65,6 +67,40 @@ def collect(modules: Sequence[ModuleType]) -> dict[str, dict[str, object]]:
             known[name] = obj
             where[kind, name] = place
     return found
+
+
+def files_signature(config: Config, *extra: str) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of each code file and of `extra` files beside kawa.yaml that exist: it
+    changes when one of them is edited, so a long-running part knows when to load them again."""
+    root = Path(config.root)
+    out = []
+    for name in (*config.code, *extra):
+        path = _resolve(root, name)
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        out.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(out)
+
+
+def declarations(text_or_path: str | Path, key: str) -> tuple[str, list[Any]]:
+    """The list under `key` in a YAML file of declarations (`triggers.yaml`, `bandits.yaml`), given as
+    text or a path, and the name to cite in errors; ValueError, naming the file, if it holds no such list.
+
+    >>> declarations("bandits: []", "bandits")
+    ('bandits.yaml', [])
+    """
+    where = str(text_or_path) if isinstance(text_or_path, Path) else f"{key}.yaml"
+    text = text_or_path.read_text() if isinstance(text_or_path, Path) else text_or_path
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{where}: not valid YAML: {exc}") from None
+    items = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(items, list) or set(doc) - {key}:
+        raise ValueError(f"{where}: expected a mapping with one key, {key}: a list of {key}")
+    return where, items
 
 
 def _resolve(root: Path, name: str) -> Path:

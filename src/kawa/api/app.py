@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kawa import __version__, ui
+from kawa.api import bandits as bandit_routes
 from kawa.api import catalog, ingest, models, pipelines, predictions, runs, segment, triggers, warehouse
 from kawa.api import events as event_routes
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(pipelines.router)
     app.include_router(runs.router)
     app.include_router(catalog.router)
+    app.include_router(bandit_routes.router)
     ui.install(app)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from kawa.cli import (
+    bandits,
     catalog,
     demo,
     deploy,
@@ -40,6 +41,7 @@ lineage.register(app)
 catalog.register(app)
 sandbox.register(app)
 deploy.register(app)
+bandits.register(app)
 
 
 def main() -> None:

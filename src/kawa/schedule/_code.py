@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,25 +25,13 @@ class ProjectPipelines:
         self._pipelines: dict[str, Pipeline] | None = None
         self.error: str | None = None
 
-    def _files(self) -> tuple[tuple[str, int, int], ...]:
-        root = Path(self.config.root)
-        out = []
-        for name in self.config.code:
-            path = Path(name) if Path(name).is_absolute() else root / name
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            out.append((str(path), stat.st_mtime_ns, stat.st_size))
-        return tuple(out)
-
     def __call__(self) -> dict[str, Pipeline] | None:
         """The pipelines (the same dict until the code changes); None if the code never loaded."""
         from kawa.pipelines import PipelineDefinitionError, project_pipelines
-        from kawa.project_code import ProjectCodeError
+        from kawa.project_code import ProjectCodeError, files_signature
         from kawa.schedule.spec import ScheduleError
 
-        signature = self._files()
+        signature = files_signature(self.config)
         if signature == self._signature:
             return self._pipelines
         self._signature = signature

@@ -17,7 +17,7 @@ import httpx
 from kawa.config import Config
 from kawa.serve.worker import heartbeat_path, part_alive, server_url_path
 
-PARTS = ("api", "lake", "triggers", "scheduler")
+PARTS = ("api", "lake", "triggers", "bandits", "scheduler")
 # Parts that say they are alive by touching a heartbeat file at least this often.
 HEARTBEAT_S = 5.0
 

@@ -1,4 +1,4 @@
-"""One part of `kawa serve` as its own process: `python -m kawa.serve.worker api|lake|triggers|scheduler`."""
+"""One part of `kawa serve` as its own process: `python -m kawa.serve.worker PART` (see PARTS)."""
 
 from __future__ import annotations
 
@@ -174,6 +174,24 @@ def run_triggers() -> None:
         beat.unlink(missing_ok=True)
 
 
+def run_bandits() -> None:
+    from kawa.bandits.service import RewardService
+
+    service = RewardService(load_config())
+    stop = _stop_on_signals()
+    beat = _start_heartbeat(
+        heartbeat_path(service.runtime.state_path, "bandits"),
+        lambda: service.worker.offset,
+        stop,
+        every_beat=service.checkpoint,
+    )
+    try:
+        service.run(stop)
+    finally:
+        service.close()
+        beat.unlink(missing_ok=True)
+
+
 def run_scheduler() -> None:
     from kawa.schedule.service import run_service
 
@@ -220,7 +238,13 @@ def _connect_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-PARTS = {"api": run_api, "lake": run_lake, "triggers": run_triggers, "scheduler": run_scheduler}
+PARTS = {
+    "api": run_api,
+    "lake": run_lake,
+    "triggers": run_triggers,
+    "bandits": run_bandits,
+    "scheduler": run_scheduler,
+}
 
 
 def main(argv: list[str]) -> None:

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from kawa.features import FeatureView
+from kawa.project_code import declarations
 from kawa.streaming import Field, Match, StreamError, StreamView
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -163,19 +162,10 @@ def triggers_from_yaml(
     feature_views: Mapping[str, FeatureView] | None = None,
 ) -> list[Trigger]:
     """The triggers of a YAML document (`triggers: [...]`), given as text or as a file path."""
-    where = "triggers.yaml"
-    if isinstance(text_or_path, Path):
-        where = str(text_or_path)
-        text = text_or_path.read_text()
-    else:
-        text = text_or_path
     try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise TriggerError(f"{where}: not valid YAML: {exc}") from None
-    items = doc.get("triggers") if isinstance(doc, dict) else None
-    if not isinstance(items, list) or (isinstance(doc, dict) and set(doc) - {"triggers"}):
-        raise TriggerError(f"{where}: expected a mapping with one key, triggers: a list of triggers")
+        where, items = declarations(text_or_path, "triggers")
+    except ValueError as exc:
+        raise TriggerError(str(exc)) from None
     try:
         return [
             Trigger.from_mapping(item, stream_views=stream_views, feature_views=feature_views)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -259,4 +260,41 @@ lineage = Table(
     Index("ix_lineage_run_id", "run_id"),
     CheckConstraint("direction IN ('read', 'write')", name="direction"),
     CheckConstraint("kind IN ('table', 'model')", name="kind"),
+)
+
+# -- decisions: bandits -------------------------------------------------------------------------------
+
+# Each arm's counts per bandit and context ("" without one): pulls grow when a decision is recorded,
+# rewards when the reward worker attributes an event to a decision.
+bandit_arms = Table(
+    "bandit_arms",
+    metadata,
+    Column("project", String(64), primary_key=True),
+    Column("bandit", String(64), primary_key=True),
+    Column("context", String(512), primary_key=True),
+    Column("arm", String(128), primary_key=True),
+    Column("pulls", BigInteger(), nullable=False),
+    Column("rewards", BigInteger(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# One row per choice a bandit made; rewarded once at most (the unique index keeps one event from
+# rewarding two decisions of a bandit).
+bandit_decisions = Table(
+    "bandit_decisions",
+    metadata,
+    Column("decision_id", String(32), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("bandit", String(64), nullable=False),
+    Column("context", String(512), nullable=False),
+    Column("arm", String(128), nullable=False),
+    Column("user_id", String(255), nullable=True),
+    Column("decided_at", UtcDateTime(), nullable=False),
+    Column("rewarded_at", UtcDateTime(), nullable=True),  # the rewarding event's time
+    Column("reward_event_id", String(255), nullable=True),
+    Column("reward_kind", String(16), nullable=True),  # decision_id | purchase
+    Index("ix_bandit_decisions_project_bandit_decided_at", "project", "bandit", "decided_at"),
+    Index("ix_bandit_decisions_project_bandit_user_id", "project", "bandit", "user_id", "decided_at"),
+    Index("ix_bandit_decisions_reward_event_id", "project", "bandit", "reward_event_id", unique=True),
+    CheckConstraint("reward_kind IN ('decision_id', 'purchase')", name="reward_kind"),
 )
