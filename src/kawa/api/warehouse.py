@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from kawa import sqlml
 from kawa.api.auth import admin_access, read_access
 from kawa.auth import KeyInfo
 from kawa.warehouse import browse
@@ -22,7 +23,11 @@ _json = msgspec.json.Encoder(decimal_format="number")
 
 
 class SQLRequest(BaseModel):
-    sql: str = Field(..., description="One DuckDB SQL statement over the project's tables")
+    sql: str = Field(
+        ...,
+        description="DuckDB SQL over the project's tables; also CREATE MODEL, DROP MODEL and ML.PREDICT / "
+        "ML.EVALUATE / ML.CENTROIDS, several statements separated by ';' (the last one's rows come back)",
+    )
     limit: int = Field(10_000, ge=1, le=1_000_000, description="At most this many rows come back")
 
 
@@ -35,7 +40,8 @@ async def run_sql(
     body: SQLRequest, request: Request, key: Annotated[KeyInfo, Depends(admin_access)]
 ) -> Response:
     warehouse = request.app.state.runtime.warehouse(key.project)
-    table, truncated = await run_in_threadpool(browse.run_sql, warehouse, body.sql, body.limit)
+    registry = request.app.state.registry  # for CREATE MODEL and ML.* calls (docs/sql-models.md)
+    table, truncated = await run_in_threadpool(sqlml.run_sql, warehouse, registry, body.sql, body.limit)
     payload = {
         "columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],
         "rows": [list(r.values()) for r in table.to_pylist()],

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
 from rich.table import Table
 
@@ -26,9 +27,9 @@ def sql(
     limit: Annotated[int, typer.Option(help="Print at most this many rows")] = 100,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:
-    """Run SQL on the warehouse and print the result."""
+    """Run SQL on the warehouse and print the result; CREATE MODEL and ML.* calls too (docs/sql-models.md)."""
     try:
-        result = _warehouse(project).query(query, limit=limit)
+        result = _run(_warehouse(project), query, limit)
     except SQLError as exc:
         raise fail(str(exc)) from None
     if fmt == "json":
@@ -46,6 +47,23 @@ def sql(
             table.add_row(*("" if v is None else str(v) for v in row.values()))
         console.print(table)
         console.print(f"{result.num_rows} row{'s' if result.num_rows != 1 else ''}", style="dim")
+
+
+def _run(warehouse: Warehouse, query: str, limit: int) -> pa.Table:
+    """The query's rows; the model registry is opened only for SQL that uses models."""
+    from kawa import sqlml
+
+    if not sqlml.mentions_models(query):
+        return warehouse.query(query, limit=limit)
+    from kawa.models import Registry
+    from kawa.runtime import Runtime
+
+    runtime = Runtime(settings())
+    try:
+        with Registry.from_runtime(runtime) as registry:
+            return sqlml.run(warehouse, registry, query, limit=limit)
+    finally:
+        runtime.close()
 
 
 def load(

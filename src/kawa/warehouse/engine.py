@@ -76,15 +76,22 @@ class Warehouse:
     def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> pa.Table:
         """Run `sql` and return the result as Arrow (at most `limit` rows when given)."""
         with self.connect() as db:
-            try:
-                rel = db.sql(sql, params=params) if params else db.sql(sql)
-                if rel is None:
-                    return pa.table({})
-                if limit is not None:
-                    rel = rel.limit(limit)
-                return rel.to_arrow_table()
-            except duckdb.Error as exc:
-                raise SQLError(str(exc)) from None
+            return run(db, sql, params, limit=limit)
+
+
+def run(
+    db: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None, *, limit: int | None = None
+) -> pa.Table:
+    """`sql`'s result on a connection from `Warehouse.connect` (at most `limit` rows when given)."""
+    try:
+        rel = db.sql(sql, params=params) if params else db.sql(sql)
+        if rel is None:
+            return pa.table({})
+        if limit is not None:
+            rel = rel.limit(limit)
+        return rel.to_arrow_table()
+    except duckdb.Error as exc:
+        raise SQLError(str(exc)) from None
 
 
 def _literal(text: str) -> str:
