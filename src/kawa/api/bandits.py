@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -10,10 +9,9 @@ from pydantic import BaseModel, Field
 
 from kawa.api.auth import read_access
 from kawa.bandits import BanditError
-from kawa.bandits.service import BanditNotFound, BanditService
+from kawa.bandits.service import BanditNotFound, BanditService, for_app
 
 router = APIRouter(tags=["bandits"])
-_lock = threading.Lock()
 
 
 class ChooseRequest(BaseModel):
@@ -28,13 +26,7 @@ class ChooseRequest(BaseModel):
 
 
 def _service(request: Request) -> BanditService:
-    """The app's BanditService, made on first use."""
-    state = request.app.state
-    with _lock:
-        if getattr(state, "bandits", None) is None:
-            state.bandits = BanditService(state.runtime)
-        service: BanditService = state.bandits
-    return service
+    return for_app(request.app.state)
 
 
 @router.post(

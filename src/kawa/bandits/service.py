@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from kawa.stores.eventlog import EventLog
 
 MAX_USER_ID_CHARS = 255
+_app_lock = threading.Lock()
 
 
 class BanditNotFound(LookupError):
@@ -95,6 +96,15 @@ class BanditService:
             "offset": log.committed(CONSUMER),
             "end_offset": log.end_offset(),
         }
+
+
+def for_app(state: Any) -> BanditService:
+    """The BanditService kept on a FastAPI app's `state` (over its `runtime`), made on first use."""
+    with _app_lock:
+        if getattr(state, "bandits", None) is None:
+            state.bandits = BanditService(state.runtime)
+        service: BanditService = state.bandits
+    return service
 
 
 class RewardService:

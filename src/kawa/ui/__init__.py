@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from kawa.ui.pages import bandits as bandit_pages
 from kawa.ui.pages import events, lineage, login, models, overview, pipelines, predictions, runs, warehouse
 from kawa.ui.render import page
 from kawa.ui.session import LoginRequired, current, login_url
@@ -26,6 +27,7 @@ ROUTERS = [
     runs.router,
     models.router,
     predictions.router,
+    bandit_pages.router,
     lineage.router,
 ]
 

@@ -25,6 +25,7 @@ NAV = [
     ("/pipelines", "Pipelines"),
     ("/models", "Models"),
     ("/predictions", "Predictions"),
+    ("/bandits", "Bandits"),
     ("/lineage", "Lineage"),
 ]
 
