@@ -16,6 +16,7 @@ from kawa.cli import (
     predict,
     project,
     sandbox,
+    segments,
     serve,
     triggers,
     warehouse,
@@ -42,6 +43,7 @@ catalog.register(app)
 sandbox.register(app)
 deploy.register(app)
 bandits.register(app)
+segments.register(app)
 
 
 def main() -> None:

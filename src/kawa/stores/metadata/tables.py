@@ -298,3 +298,30 @@ bandit_decisions = Table(
     Index("ix_bandit_decisions_reward_event_id", "project", "bandit", "reward_event_id", unique=True),
     CheckConstraint("reward_kind IN ('decision_id', 'purchase')", name="reward_kind"),
 )
+
+# -- decisions: segments ------------------------------------------------------------------------------
+
+# Each member a segment delivered (or is delivering) on a day: the primary key is the claim that keeps a
+# member from being sent twice for one segment and day, also across reruns and crashes. A batch's rows
+# share a batch_id, sent as the Idempotency-Key of its webhook POST.
+segment_deliveries = Table(
+    "segment_deliveries",
+    metadata,
+    Column("project", String(64), primary_key=True),
+    Column("segment", String(128), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD in the segment's time zone
+    Column("member", String(255), primary_key=True),  # the entity value, as text
+    Column("attributes", Text(), nullable=False),  # JSON object: the SQL's other columns
+    Column("destination", String(512), nullable=False),  # e.g. "webhook https://host", "csv exports"
+    Column("batch_id", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("run_id", String(40), nullable=True),  # the run that claimed (or retook) the row
+    Column("attempts", Integer(), nullable=False),
+    Column("error", Text(), nullable=True),
+    Column("claimed_at", UtcDateTime(), nullable=False),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Index("ix_segment_deliveries_project_segment_member", "project", "segment", "member"),
+    Index("ix_segment_deliveries_project_batch_id", "project", "batch_id"),
+    Index("ix_segment_deliveries_project_claimed_at", "project", "claimed_at"),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+)
