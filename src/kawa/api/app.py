@@ -15,6 +15,7 @@ from kawa import __version__, ui
 from kawa.api import bandits as bandit_routes
 from kawa.api import catalog, ingest, models, pipelines, predictions, runs, segment, triggers, warehouse
 from kawa.api import events as event_routes
+from kawa.api import recommendations as recommendation_routes
 from kawa.api import segments as segment_routes
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
@@ -58,6 +59,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(catalog.router)
     app.include_router(bandit_routes.router)
+    app.include_router(recommendation_routes.router)
     app.include_router(segment_routes.router)
     ui.install(app)
 
