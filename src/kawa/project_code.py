@@ -2,7 +2,7 @@
 
 Nothing registers itself globally (as in Hamilton): an object is found because it sits at the top
 level of one of those files and its class has a `__kawa_kind__` ("pipeline", "feature_view", "label",
-"stream_view", "trigger").
+"stream_view", "trigger", "bandit").
 Files are imported under module names unique to the project folder, so two projects, or a project
 file called like an installed package, never mix. While loading, a file may import another of the
 project's files by its plain name (`import features` in pipelines.py) and gets that same module.

@@ -29,6 +29,18 @@ def test_an_event_with_the_decision_id_rewards_its_arm_once(parts: Parts) -> Non
     assert stored.rewarded_at is not None and stored.user_id == "u1"
 
 
+def test_an_event_id_longer_than_the_column_is_kept_hashed(parts: Parts) -> None:
+    worker = parts.worker()
+    decision = parts.decide("ranking")
+    long_id = "e" * 300
+    click = {"event_id": long_id, "event_name": "click", "decision_id": decision.decision_id}
+    parts.send(click)
+    drain(worker)
+    (stored,) = parts.store.decisions(PROJECT, "ranking")
+    assert stored.reward_event_id is not None and len(stored.reward_event_id) == 34
+    assert parts.counts("ranking")[decision.arm] == (1, 1)
+
+
 def test_only_events_matching_reward_on_count(parts: Parts) -> None:
     worker = parts.worker()
     decision = parts.decide("ranking")

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kawa.stores.metadata import open_metadata
 from tests.conftest import Server, kawa
 
 pytestmark = pytest.mark.slow
@@ -175,6 +176,19 @@ def test_kawa_bandits_show(server: Server) -> None:
     assert ranking == bandit(server, "ranking")
     missing = kawa("bandits", "show", "nope", cwd=server.root, check=False)
     assert missing.returncode == 1 and "no bandit 'nope'" in missing.stderr
+
+
+def test_a_locked_metadata_store_is_a_503_to_retry(server: Server) -> None:
+    # Another writer holds the lock past the server's busy timeout (5 s).
+    with (
+        open_metadata("sqlite", server.root / ".kawa") as store,
+        store.begin(),
+        server.client("read") as client,
+    ):
+        locked = client.post("/v1/bandits/ranking/choose")
+    assert locked.status_code == 503 and locked.headers["retry-after"] == "1"
+    assert "the decision could not be recorded" in locked.json()["error"]
+    assert choose(server, "ranking")["arm"]
 
 
 def test_the_openapi_schema_documents_the_routes(server: Server) -> None:

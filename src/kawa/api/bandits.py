@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from kawa.api.auth import read_access
 from kawa.bandits import BanditError
 from kawa.bandits.service import BanditNotFound, BanditService, for_app
+from kawa.stores.metadata import MetadataError
 
 router = APIRouter(tags=["bandits"])
 
@@ -36,6 +37,7 @@ def _service(request: Request) -> BanditService:
         200: {"description": "{arm, decision_id, bandit, context}"},
         400: {"description": "bad user_id or context"},
         404: {"description": "no such bandit"},
+        503: {"description": "the metadata store could not record the decision; retry"},
     },
 )
 def choose(name: str, request: Request, body: ChooseRequest | None = None) -> dict[str, Any]:
@@ -48,6 +50,8 @@ def choose(name: str, request: Request, body: ChooseRequest | None = None) -> di
         raise HTTPException(404, str(exc)) from None
     except BanditError as exc:
         raise HTTPException(400, str(exc)) from None
+    except MetadataError as exc:  # the store is locked or unreachable: worth a retry, not a 500
+        raise HTTPException(503, f"the decision could not be recorded: {exc}", {"Retry-After": "1"}) from None
     return {
         "arm": decision.arm,
         "decision_id": decision.decision_id,

@@ -15,6 +15,7 @@ checkpoint of the event log (consumer `bandits`), committed every half second.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ READ_BYTES = 1 << 20
 IDLE_S = 0.1  # how long an idle worker sleeps before it looks at the log again
 RETRY_S = 1.0  # after a failed write (the metadata store is down or locked), try the batch again
 MAX_ID_CHARS = 64
+MAX_EVENT_ID_CHARS = 255  # what bandit_decisions.reward_event_id holds; longer ids are stored hashed
 
 _batch = msgspec.msgpack.Decoder(LogBatch)
 _lines = msgspec.json.Decoder()
@@ -77,6 +79,17 @@ def decision_id_of(event: dict[str, Any]) -> str | None:
     if isinstance(found, str) and 0 < len(found) <= MAX_ID_CHARS:
         return found
     return None
+
+
+def stored_event_id(event_id: str) -> str:
+    """The event id as a decision keeps it: as sent, or hashed when it is longer than the column.
+
+    >>> stored_event_id("e-1"), len(stored_event_id("x" * 300))
+    ('e-1', 34)
+    """
+    if len(event_id) <= MAX_EVENT_ID_CHARS:
+        return event_id
+    return "#" + hashlib.blake2b(event_id.encode(), digest_size=16).hexdigest() + "#"
 
 
 class RewardWorker:
@@ -151,6 +164,8 @@ class RewardWorker:
         """The events of `records` that may reward a decision."""
         tagged: list[Tagged] = []
         purchases: list[Purchase] = []
+        if not bandits:
+            return tagged, purchases  # nothing declared: nothing to reward, whatever the events say
         watch = [(b, b.purchase_on.test, b.user_field) for b in bandits.values() if b.purchase_on is not None]
         needle = DECISION_FIELD.encode()
         for record in records:
@@ -162,7 +177,7 @@ class RewardWorker:
             times = memoryview(batch.times).cast("q")
             for i, event in enumerate(_lines.decode_lines(batch.body)):
                 found = event.get("event_id")
-                event_id = batch.id_prefix + str(i) if found is None else str(found)
+                event_id = batch.id_prefix + str(i) if found is None else stored_event_id(str(found))
                 at = _EPOCH + timedelta(microseconds=times[i])
                 decision_id = decision_id_of(event)
                 if decision_id is not None:
