@@ -75,6 +75,12 @@ def test_webhook_batches_each_member_once_across_reruns_and_retries_a_503(
     assert by_member["u6"].run_id == third.run_id and by_member["u1"].run_id == first.run_id
     assert by_member["u1"].destination == f"webhook http://127.0.0.1:{receiver.server.server_address[1]}"
     assert sorted(r.attempts for r in rows if r.run_id == first.run_id) == [1, 2, 2]
+    # The log is in the warehouse too, for `kawa sql`.
+    mirrored = runtime.warehouse().query(
+        "SELECT member, status, attempts, attributes->>'item_id' AS item FROM segment_deliveries ORDER BY 1"
+    )
+    assert mirrored.to_pylist()[0] == {"member": "u1", "status": "delivered", "attempts": 2, "item": "i1"}
+    assert mirrored.column("member").to_pylist() == ["u1", "u3", "u4", "u6"]
 
 
 def test_a_refused_batch_fails_the_run_and_the_next_run_sends_the_same_batch(
@@ -88,6 +94,8 @@ def test_a_refused_batch_fails_the_run_and_the_next_run_sends_the_same_batch(
     assert "1 member(s) of 2026-11-27 not delivered" in (failed.error or "")
     assert "answered 400" in (failed.error or "")
     log = DeliveryLog(runtime.metadata)
+    mirrored = runtime.warehouse().query("SELECT member, status FROM segment_deliveries ORDER BY 1")
+    assert mirrored.column("status").to_pylist() == ["delivered", "delivered", "failed"]
     refused, _ = log.entries("shop", status="failed")
     assert [r.member for r in refused] == ["u4"] and "answered 400" in (refused[0].error or "")
     assert "s3cret" not in (refused[0].error or "")  # the log shows the origin, not the secret path

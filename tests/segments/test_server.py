@@ -112,6 +112,11 @@ def test_the_delivery_log_through_the_api(shop: Server, receiver: Receiver) -> N
     assert unknown.status_code == 404
     with shop.client("write") as client:
         assert client.get("/v1/segments").status_code == 403
+    # And in the warehouse, for SQL.
+    assert shop.sql("SELECT member FROM segment_deliveries WHERE status = 'delivered' ORDER BY 1") == [
+        ["u1"],
+        ["u4"],
+    ]
 
 
 def test_bad_sql_and_a_missing_entity_fail_with_a_clear_error(shop: Server) -> None:

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from kawa.pipelines.step import step
 
 if TYPE_CHECKING:
     from kawa.pipelines.context import RunContext
+    from kawa.segments.store import DeliveryLog
 
 log = logging.getLogger("kawa.segments")
+
+# The delivery log as a warehouse table, one partition per segment and day, replaced by each run.
+MIRROR_TABLE = "segment_deliveries"
+_TIME = pa.timestamp("us", tz="UTC")
+MIRROR_SCHEMA = pa.schema(
+    [
+        ("segment", pa.string()),
+        ("day", pa.string()),
+        ("member", pa.string()),
+        ("attributes", pa.string()),
+        ("destination", pa.string()),
+        ("batch_id", pa.string()),
+        ("status", pa.string()),
+        ("attempts", pa.int64()),
+        ("error", pa.string()),
+        ("run_id", pa.string()),
+        ("claimed_at", _TIME),
+        ("delivered_at", _TIME),
+    ]
+)
 
 
 @step(cache=False)  # it sends members out: never reuse an earlier run's result
@@ -72,6 +97,8 @@ def delivery(ctx: RunContext) -> dict[str, Any]:
         f"to {destination.describe()}",
         flush=True,
     )
+    if claim.batches:
+        _mirror(ctx, deliveries, segment.name, day)
     if report is not None and report.error is not None:
         raise SegmentError(
             f"segment {segment.name!r}: {report.failed} member(s) of {day.isoformat()} not delivered: "
@@ -79,3 +106,11 @@ def delivery(ctx: RunContext) -> dict[str, Any]:
             f"{segment.name} --day {day.isoformat()}`), send them again in the same batches"
         )
     return summary
+
+
+def _mirror(ctx: RunContext, deliveries: DeliveryLog, segment: str, day: date) -> None:
+    """Copy the segment's log of `day` to the warehouse table `segment_deliveries`, for `kawa sql`."""
+    rows, _ = deliveries.entries(ctx.project, segment=segment, day=day, limit=None)
+    data = [{**vars(r), "attributes": json.dumps(r.attributes)} for r in rows]
+    table = pa.Table.from_pylist(data, schema=MIRROR_SCHEMA)
+    ctx.write_table(MIRROR_TABLE, table, partition={"segment_day": f"{segment}@{day.isoformat()}"})

@@ -208,10 +208,10 @@ class DeliveryLog:
         segment: str | None = None,
         day: date | None = None,
         status: str | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
         offset: int = 0,
     ) -> tuple[list[Delivery], int]:
-        """Log rows, newest claims first, and how many match in all."""
+        """Log rows, newest claims first (all of them with `limit=None`), and how many match in all."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
         where = [t.c.project == project]
