@@ -113,4 +113,7 @@ def _mirror(ctx: RunContext, deliveries: DeliveryLog, segment: str, day: date) -
     rows, _ = deliveries.entries(ctx.project, segment=segment, day=day, limit=None)
     data = [{**vars(r), "attributes": json.dumps(r.attributes)} for r in rows]
     table = pa.Table.from_pylist(data, schema=MIRROR_SCHEMA)
-    ctx.write_table(MIRROR_TABLE, table, partition={"segment_day": f"{segment}@{day.isoformat()}"})
+    try:
+        ctx.write_table(MIRROR_TABLE, table, partition={"segment_day": f"{segment}@{day.isoformat()}"})
+    except Exception as exc:  # the metadata store holds the log; a later delivery rewrites it
+        log.warning("segment %s: could not copy the delivery log to %s: %s", segment, MIRROR_TABLE, exc)
