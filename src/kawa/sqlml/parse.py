@@ -73,7 +73,8 @@ def mentions_models(sql: str) -> bool:
     >>> mentions_models("SELECT 'CREATE MODEL' AS model FROM events"), mentions_models("DROP MODEL m")
     (False, True)
     """
-    if "MODEL" not in sql.upper():
+    upper = sql.upper()
+    if "MODEL" not in upper and "ML" not in upper:
         return False
     try:
         tokens = tokenize(sql)
@@ -285,6 +286,8 @@ def _create(cursor: _Cursor, replace: bool) -> CreateModel:
     name = cursor.model_name()
     options: dict[str, Value] = {}
     while not cursor.accept("AS"):
+        if cursor.peek() is None:
+            break
         token = cursor.take("OPTIONS (...) or AS SELECT ...")
         if token.word("TRANSFORM", "INPUT", "OUTPUT", "REMOTE"):
             raise SQLModelError(
