@@ -125,6 +125,15 @@ def test_a_restarted_worker_reads_again_and_counts_nothing_twice(parts: Parts) -
 
 def test_a_first_start_without_decisions_begins_at_the_end_of_the_log(parts: Parts) -> None:
     parts.send({"event_id": "old", "event_name": "click"})
+    loaded = []
     worker = parts.worker()
+    worker.bandits = lambda: loaded.append(1) or parts.bandits  # type: ignore[func-returns-value]
     assert worker.offset == parts.writer_log.end_offset() > 0
     assert not worker.step()
+    # Events while no decision exists are passed over without loading the declarations.
+    parts.send({"event_id": "c0", "event_name": "click", "decision_id": "0" * 24})
+    assert worker.step() and not loaded
+    decision = parts.decide("ranking")
+    parts.send({"event_id": "c1", "event_name": "click", "decision_id": decision.decision_id})
+    drain(worker)
+    assert loaded and parts.counts("ranking")[decision.arm] == (1, 1)

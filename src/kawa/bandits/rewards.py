@@ -107,6 +107,7 @@ class RewardWorker:
         self.bandits = bandits
         self.log = event_log
         self.store = store
+        self._decided = False
         self.offset = self._start()
         self._committed = -1
         self.rewarded = 0
@@ -119,9 +120,8 @@ class RewardWorker:
         """
         end = self.log.end_offset()
         committed = self.log.committed(CONSUMER)
-        if self.store.has_decisions(self.project):
-            return committed
-        return max(committed, end)
+        self._decided = self.store.has_decisions(self.project)
+        return committed if self._decided else max(committed, end)
 
     def run(self, stop: threading.Event) -> None:
         """Attribute rewards until `stop` is set; returns after committing where it got to."""
@@ -144,6 +144,12 @@ class RewardWorker:
         result = self.log.read(self.offset, max_bytes=READ_BYTES)
         if not result.records:
             return False
+        # Asked after the read: a decision recorded later was recorded after these events, so while
+        # there is none, nothing read can reward anything (and the project's code is not even loaded).
+        self._decided = self._decided or self.store.has_decisions(self.project)
+        if not self._decided:
+            self.offset = result.next_offset
+            return True
         bandits = self.bandits()
         tagged, purchases = self.scan(result.records, bandits)
         if tagged or purchases:
