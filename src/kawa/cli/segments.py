@@ -90,11 +90,14 @@ def segments_run(
     name: Annotated[str, typer.Argument(help="The segment to run")],
     day: DayOption = None,
     in_process: Annotated[
-        bool, typer.Option("--in-process", help="Run the step in this process (no timeout)")
+        bool,
+        typer.Option(
+            "--in-process", help="Run the step in this process (no timeout), not where stores.executor says"
+        ),
     ] = False,
 ) -> None:
     """Deliver a segment's new members for a day now (a manual run of its pipeline); exit 1 if it fails."""
-    from kawa.pipelines import InProcessExecutor, SubprocessExecutor
+    from kawa.pipelines import InProcessExecutor, executor_for
     from kawa.runtime import Runtime
     from kawa.segments import SegmentError, run_segment
 
@@ -105,7 +108,7 @@ def segments_run(
     when = _day(day)
     runtime = Runtime(settings())
     try:
-        executor = InProcessExecutor() if in_process else SubprocessExecutor()
+        executor = InProcessExecutor() if in_process else executor_for(runtime.config)
         record = run_segment(runtime, segment, day=when, executor=executor)
     except SegmentError as exc:
         raise fail(str(exc)) from None
