@@ -153,3 +153,13 @@ def test_boosted_tree_regressor_learns_steps(project: Project) -> None:
     [trees] = project.sql("SELECT r2_score FROM ML.EVALUATE(MODEL steps_boosted_tree_regressor)")
     [line] = project.sql("SELECT r2_score FROM ML.EVALUATE(MODEL steps_linear_reg)")
     assert trees["r2_score"] > 0.9 and line["r2_score"] < 0.2
+
+
+def test_training_warnings_come_back_as_notes(project: Project) -> None:
+    [made] = project.sql(
+        "CREATE MODEL hurried OPTIONS (model_type = 'logistic_reg', max_iterations = 1) AS "
+        "SELECT x1, x2, label FROM quadrants"
+    )
+    assert made["notes"].startswith("ConvergenceWarning: lbfgs failed to converge")
+    assert made["notes"].endswith("raise max_iterations")
+    assert project.registry.show("shop", "hurried").training["notes"] == [made["notes"]]

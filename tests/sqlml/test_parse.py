@@ -27,7 +27,7 @@ def model(project: Project) -> None:
 @pytest.mark.parametrize(
     "module",
     ["kawa.sqlml.errors", "kawa.sqlml.scan", "kawa.sqlml.parse", "kawa.sqlml.options", "kawa.sqlml.inputs",
-     "kawa.sqlml.metrics"],
+     "kawa.sqlml.metrics", "kawa.sqlml.scope"],
 )  # fmt: skip
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
@@ -126,3 +126,25 @@ def test_sql_without_models_is_untouched(project: Project) -> None:
     assert project.sql("SELECT 'ML.PREDICT' AS model; SELECT 2 AS two") == [{"two": 2}]
     assert project.sql("SELECT * FROM range(5)", limit=2) == [{"range": 0}, {"range": 1}]
     assert project.sql("SELECT * FROM ML.EVALUATE(MODEL buyer)", limit=1)[0]["roc_auc"] > 0.99
+
+
+def test_the_query_of_a_call_sees_the_with_clause_before_it(project: Project) -> None:
+    rows = project.sql(
+        """
+        WITH wide AS (SELECT x1, x2, label FROM separable),
+             high AS (SELECT * FROM wide WHERE x1 > 1),
+             scored AS (SELECT * FROM ML.PREDICT(MODEL buyer, (SELECT x1, x2 FROM high)))
+        SELECT (SELECT count(*) FROM scored) AS scored,
+               (SELECT count(*) FROM high) AS high,
+               e.accuracy
+        FROM ML.EVALUATE(MODEL buyer, (WITH low AS (SELECT * FROM wide WHERE x1 < -1) SELECT * FROM low)) AS e
+        """
+    )
+    [counts] = project.sql(
+        "SELECT count(*) FILTER (x1 > 1) AS high, count(*) FILTER (x1 < -1) AS low FROM separable"
+    )
+    assert rows[0]["scored"] == rows[0]["high"] == counts["high"] > 0
+    [low] = project.sql(
+        "SELECT accuracy FROM ML.EVALUATE(MODEL buyer, (SELECT * FROM separable WHERE x1 < -1))"
+    )
+    assert rows[0]["accuracy"] == low["accuracy"]

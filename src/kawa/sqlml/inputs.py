@@ -22,7 +22,7 @@ MICROS_PER_DAY = 86_400_000_000
 _TAKES = (
     pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean, pa.types.is_string,
     pa.types.is_large_string, pa.types.is_dictionary, pa.types.is_date, pa.types.is_timestamp,
-    pa.types.is_null, is_sequence_type,
+    is_sequence_type,
 )  # fmt: skip
 
 

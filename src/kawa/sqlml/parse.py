@@ -108,7 +108,7 @@ def split(sql: str) -> list[Statement]:
 def ml_calls(sql: str) -> list[MLCall]:
     """The outermost ML.* calls in `sql`, in order (calls nested in their queries are left inside)."""
     tokens = tokenize(sql)
-    pairs = _pairs(sql, tokens)
+    pairs = brackets(sql, tokens)
     calls: list[MLCall] = []
     i = 0
     while i < len(tokens):
@@ -132,7 +132,7 @@ def _call_at(tokens: list[Token], i: int) -> bool:
     )
 
 
-def _pairs(sql: str, tokens: list[Token]) -> dict[int, int]:
+def brackets(sql: str, tokens: list[Token]) -> dict[int, int]:
     """Index of each opening ( or [ -> index of its closing one; SQLModelError if unbalanced."""
     pairs: dict[int, int] = {}
     stack: list[int] = []
@@ -157,7 +157,7 @@ class _Cursor:
     def __init__(self, sql: str, tokens: list[Token], pairs: dict[int, int] | None = None, base: int = 0):
         self.sql = sql
         self.tokens = tokens
-        self.pairs = pairs if pairs is not None else _pairs(sql, tokens)
+        self.pairs = pairs if pairs is not None else brackets(sql, tokens)
         self.base = base
         self.i = 0
 

@@ -3,13 +3,12 @@
 CREATE MODEL runs its query and trains; DROP MODEL removes; any other statement has each ML.* call
 evaluated first (its query run on the same connection, itself with ML.* calls allowed), the result
 registered as a temporary Arrow table, and the call replaced by that table's name before DuckDB runs
-the statement. The query inside an ML.* call runs on its own: it sees the warehouse's tables and the
-temporary tables made earlier in the script, not the WITH clauses of the statement around it.
+the statement. The query inside an ML.* call runs on its own, behind the definitions of the statement's
+WITH clause that come before the call (see `scope.py`); it also sees the warehouse's tables and the
+temporary tables made earlier in the script.
 """
 
 from __future__ import annotations
-
-from itertools import count
 
 import duckdb
 import pyarrow as pa
@@ -20,6 +19,7 @@ from kawa.sqlml import store
 from kawa.sqlml.errors import SQLModelError
 from kawa.sqlml.options import resolve
 from kawa.sqlml.parse import CreateModel, DropModel, MLCall, Query, Statement, ml_calls, split
+from kawa.sqlml.scope import visible
 from kawa.sqlml.train import train
 from kawa.warehouse import SQLError
 from kawa.warehouse.engine import run
@@ -32,7 +32,7 @@ class Session:
         self.db = db
         self.registry = registry
         self.project = project
-        self._names = count(1)
+        self._results: dict[str, str] = {}  # an ML.* call -> the table holding its result
 
     def script(self, sql: str, limit: int | None = None) -> pa.Table:
         """Run every statement of `sql`; the result is the last one's (at most `limit` rows)."""
@@ -67,17 +67,21 @@ class Session:
         parts: list[str] = []
         position = 0
         for call in ml_calls(sql):
-            name = f"__kawa_ml_{next(self._names)}"
-            self.db.register(name, self.call(call))
+            query = None if call.query is None else visible(sql, call.start, call.query)
+            key = repr((call.function, call.model, query, sorted(call.settings.items())))
+            name = self._results.get(key)
+            if name is None:  # the same call again (a CTE seen by several calls) is not run twice
+                name = self._results[key] = f"__kawa_ml_{len(self._results) + 1}"
+                self.db.register(name, self.call(call, query))
             parts += [sql[position : call.start], f'"{name}"']
             position = call.end
         return "".join(parts) + sql[position:]
 
-    def call(self, call: MLCall) -> pa.Table:
-        """The table an ML.* call stands for."""
+    def call(self, call: MLCall, query: str | None) -> pa.Table:
+        """The table an ML.* call stands for, reading the rows of `query`."""
         where = f"ML.{call.function}(MODEL {call.model})"
         model = store.newest(self.registry, self.project, call.model, where)
-        rows = None if call.query is None else self.query(call.query, context=where)
+        rows = None if query is None else self.query(query, context=where)
         if call.function == "PREDICT":
             assert rows is not None
             return functions.predict(model, rows, call.settings, where)

@@ -61,8 +61,15 @@ def train(name: str, options: dict[str, Any], table: pa.Table) -> Trained:
                 trained = _supervised(name, options, table, where)
         except (BundleError, RowError) as exc:
             raise SQLModelError(f"{where}: {exc}") from None
-    notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    notes = list(dict.fromkeys(_note(w) for w in caught))
     return Trained(trained.model, trained.training_rows, trained.evaluation_rows, notes)
+
+
+def _note(caught: warnings.WarningMessage) -> str:
+    """A warning from training in one line, with the option that helps where there is one."""
+    first = str(caught.message).strip().splitlines()[0].rstrip(":")
+    hint = "; raise max_iterations" if caught.category.__name__ == "ConvergenceWarning" else ""
+    return f"{caught.category.__name__}: {first}{hint}"
 
 
 def _kmeans(name: str, options: dict[str, Any], table: pa.Table, where: str) -> Trained:
