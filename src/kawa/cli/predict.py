@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +17,10 @@ def predict(
         str | None, typer.Option("--json", help="One JSON object, or a JSON array of rows")
     ] = None,
     sql: Annotated[str | None, typer.Option(help="Batch: score every row of this query")] = None,
+    table: Annotated[
+        str | None,
+        typer.Option(help="Batch: score every row of this table (over Ray tasks with stores.executor: ray)"),
+    ] = None,
     entity: Annotated[str, typer.Option(help="Batch: the column that names each entity")] = "user_id",
     output: Annotated[
         str | None, typer.Option(help="Batch: table to write (default MODEL_predictions)")
@@ -29,17 +33,18 @@ def predict(
     alias: Annotated[str, typer.Option(help="The alias to use when no version is given")] = "production",
     project: Annotated[str | None, typer.Option(help="Project (default: the one in kawa.yaml)")] = None,
 ) -> None:
-    """Predict from human-readable JSON rows (--json), or score a query into a table (--sql)."""
+    """Predict from human-readable JSON rows (--json), or score a query (--sql) or a table (--table)."""
     from kawa.models import ModelNotFoundError, Registry, RowError
     from kawa.runtime import Runtime
     from kawa.serving.batch import BatchPredictError, batch_predict
+    from kawa.serving.distributed import predict_table
     from kawa.serving.online import PredictRequestError, parse_rows
     from kawa.serving.online import predict as predict_rows
     from kawa.serving.store import PredictionStore
     from kawa.warehouse import SQLError
 
-    if (rows is None) == (sql is None):
-        raise fail("pass either --json '{...}' (rows) or --sql 'SELECT ...' (batch)")
+    if [rows, sql, table].count(None) != 2:
+        raise fail("pass one of --json '{...}' (rows), --sql 'SELECT ...' or --table NAME (batch)")
     runtime = Runtime(settings())
     name = project or runtime.config.project
     try:
@@ -50,12 +55,18 @@ def predict(
             )
             console.print_json(json.dumps(result))
             return
-        assert sql is not None
-        batch = batch_predict(
-            runtime.warehouse(name), registry, model, sql, entity=entity, output=output,
-            run_date=date.fromisoformat(run_date) if run_date else None, version=version, alias=alias,
-            store=PredictionStore(runtime.online) if publish else None,
-        )  # fmt: skip
+        options: dict[str, Any] = {
+            "entity": entity, "output": output, "version": version, "alias": alias,
+            "run_date": date.fromisoformat(run_date) if run_date else None,
+            "store": PredictionStore(runtime.online) if publish else None,
+        }  # fmt: skip
+        if table is not None:  # a whole table can be split by its files: on Ray when kawa.yaml says so
+            executor = runtime.config.stores.executor
+            warehouse = runtime.warehouse(name)
+            batch = predict_table(warehouse, registry, model, table, executor=executor, **options)
+        else:
+            assert sql is not None
+            batch = batch_predict(runtime.warehouse(name), registry, model, sql, **options)
         console.print(
             f"scored {batch.rows:,} rows with {model} v{batch.version} into {batch.table} "
             f"(run_date={batch.run_date}) in {batch.seconds:.1f}s; published {batch.published:,} predictions",
@@ -68,6 +79,8 @@ def predict(
         BatchPredictError,
         SQLError,
         ValueError,
+        LookupError,
+        RuntimeError,
     ) as exc:
         raise fail(str(exc)) from None
     finally:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from kawa.models import Bundle, Registry
     from kawa.pipelines.sweep import SweepResult
     from kawa.runtime import Runtime
+    from kawa.serving.batch import BatchResult
     from kawa.stores.artifacts import ArtifactStore
     from kawa.stores.online import OnlineStore
     from kawa.warehouse import Warehouse
@@ -136,10 +137,13 @@ class RunContext:
 
     def load_model(self, name: str, *, version: int | None = None, alias: str = "production") -> Bundle:
         """The model `name` at `version`, or at `alias`; recorded as read."""
+        return self.registry.load(self.project, name, self._model_read(name, version, alias))
+
+    def _model_read(self, name: str, version: int | None, alias: str) -> int:
+        """Record model `name` as read (at `version`, or at the version `alias` points to); that version."""
         by_alias = version is None
         if version is None:
             version = self.registry.resolve(self.project, name, alias)
-        bundle = self.registry.load(self.project, name, version)
         # For a model, `partition` holds the alias it was loaded by: caching checks it still points here.
         self.record(
             {
@@ -150,7 +154,7 @@ class RunContext:
                 "version": str(version),
             }
         )
-        return bundle
+        return version
 
     def register_model(self, name: str, bundle: Bundle, **details: Any) -> int:
         """Register `bundle` as the next version of model `name` for this run; returns the version.
@@ -240,14 +244,48 @@ class RunContext:
     def sweep(self, fn: Callable[..., Any], grid: Any, **options: Any) -> SweepResult:
         """Run `fn` over a parameter grid, trials in parallel where kawa.yaml's `stores.executor` runs
         steps: Ray tasks on Ray, a process pool locally. Options as `kawa.pipelines.sweep.sweep`."""
+        from kawa.pipelines.executor import ray_address
         from kawa.pipelines.sweep import sweep
 
-        executor = self.runtime.config.stores.executor.strip()
-        on_ray = executor == "ray" or executor.startswith("ray://")
-        options.setdefault("backend", "ray" if on_ray else "local")
-        options.setdefault("address", executor if executor.startswith("ray://") else "auto")
+        address = ray_address(self.runtime.config.stores.executor)
+        options.setdefault("backend", "local" if address is None else "ray")
+        options.setdefault("address", address or "auto")
         options.setdefault("config", self.runtime.config)
         return sweep(fn, grid, **options)
+
+    def predict_table(
+        self,
+        model: str,
+        table: str,
+        *,
+        entity: str,
+        version: int | None = None,
+        alias: str = "production",
+        publish: bool = True,
+        **options: Any,
+    ) -> BatchResult:
+        """Score every row of warehouse table `table` with `model` into the `run_date` partition of
+        `<model>_predictions` and, with `publish`, the prediction store: split over the table's Parquet
+        files across Ray tasks when kawa.yaml's `stores.executor` is Ray, in this process otherwise.
+        `options`: output=, run_date=, rows_per_task= (as `kawa.serving.distributed.predict_table`)."""
+        from kawa.serving.distributed import predict_table
+        from kawa.serving.store import PredictionStore
+
+        version = self._model_read(model, version, alias)
+        read = str(self.warehouse.table(table).manifest().version)
+        result = predict_table(
+            self.warehouse,
+            self.registry,
+            model,
+            table,
+            entity=entity,
+            version=version,
+            executor=self.runtime.config.stores.executor,
+            store=PredictionStore(self.online) if publish else None,
+            **options,
+        )
+        self.record({"direction": "read", "kind": "table", "name": table, "partition": None, "version": read})
+        return result
 
     def close(self) -> None:
         """Release what the context opened (the model registry)."""

@@ -109,17 +109,33 @@ def executor_for(config: Config) -> Executor:
     >>> type(executor_for(Config(stores=StoresConfig(executor="ray")))).__name__
     'RayExecutor'
     """
-    from kawa.config import ConfigError
-
-    spec = config.stores.executor.strip()
-    if spec in ("", "local"):
+    address = ray_address(config.stores.executor)
+    if address is None:
         from kawa.pipelines.process import SubprocessExecutor
 
         return SubprocessExecutor()
-    if spec == "ray" or spec.startswith("ray://"):
-        from kawa.pipelines.ray_executor import RayExecutor
+    from kawa.pipelines.ray_executor import RayExecutor
 
-        return RayExecutor("auto" if spec == "ray" else spec)
+    return RayExecutor(address)
+
+
+def ray_address(executor: str) -> str | None:
+    """The Ray address a `stores.executor` setting names, or None for `local`; ConfigError if neither.
+
+    Steps, sweeps and table-wide batch predictions all follow it.
+
+    >>> ray_address("local"), ray_address("ray"), ray_address("ray://10.0.0.5:10001")
+    (None, 'auto', 'ray://10.0.0.5:10001')
+    """
+    from kawa.config import ConfigError
+
+    spec = executor.strip()
+    if spec in ("", "local"):
+        return None
+    if spec == "ray":
+        return "auto"
+    if spec.startswith("ray://"):
+        return spec
     raise ConfigError(
         f"stores.executor {spec!r} is not one of: local (a subprocess per step), ray (the cluster "
         "RAY_ADDRESS names), ray://host:port (Ray Client)"

@@ -11,7 +11,7 @@ While the step runs its output is streamed back (a streaming generator task) int
 file, so `kawa runs logs -f` follows it wherever it runs. `cpus`, `memory` and `gpu` hints become the
 task's `num_cpus`, `memory` and `num_gpus`; a step over its memory hint or its timeout is stopped
 (`ray.cancel(force=True)` ends its worker process). The timeout counts from the step's start on a
-worker, not from its submission: a step waiting for a free worker waits up to its timeout for one.
+worker, not from its submission: a step waits up to its timeout (at least 10 minutes) for a worker.
 Each step gets a fresh worker process (`max_calls=1`), so a changed project file is seen by the next
 run. Ray does not retry a step: the runner does, by the run policy, as for every executor.
 
@@ -35,6 +35,8 @@ from kawa.pipelines.process import child_call, refused, result_outcome, step_tar
 
 # How long one wait for the step's next piece of output lasts (timeouts are checked in between).
 WAIT_S = 1.0
+# The shortest time a step may wait for a worker to start it before it is stopped as timed out.
+START_WAIT_S = 600.0
 INSTALL_HINT = "install Ray with `pip install 'kawa[ray]'`"
 
 
@@ -73,8 +75,9 @@ class RayExecutor:
         stream = task.remote(data, call.step.name, os.getcwd(), hints)
         log = _open_log(call.log_file)
         text = _Text()
-        # The timeout counts from the step's start on a worker; its wait for one gets as long again.
-        deadline = None if call.timeout_s is None else time.monotonic() + call.timeout_s
+        # The timeout counts from the step's start on a worker; the wait for one (a free CPU, a new
+        # worker process on a loaded machine) gets as long again, and never less than START_WAIT_S.
+        deadline = None if call.timeout_s is None else time.monotonic() + max(call.timeout_s, START_WAIT_S)
         started = False
         try:
             while True:
@@ -83,7 +86,7 @@ class RayExecutor:
                 if not ready:
                     if deadline is not None and time.monotonic() >= deadline:
                         ray.cancel(stream, force=True)
-                        why = _timeout_message(call) if started else _queued_message(call, options)
+                        why = _timeout_message(call) if started else _unstarted_message(call, options)
                         return _stopped(call, log, text, why, timed_out=True)
                     continue
                 try:
@@ -226,12 +229,13 @@ def _timeout_message(call: StepCall) -> str:
     )
 
 
-def _queued_message(call: StepCall, options: dict[str, Any]) -> str:
+def _unstarted_message(call: StepCall, options: dict[str, Any]) -> str:
     asked = ", ".join(f"{k}={v:g}" for k, v in options.items() if k != "name")
+    waited = max(call.timeout_s or 0.0, START_WAIT_S)
     return (
-        f"timeout: step {call.step.name!r} waited longer than its timeout of {call.timeout_s:g}s for a "
-        f"Ray worker with {asked} and was not started; the cluster is busy or too small: add nodes, "
-        "or lower its @step(cpus=..., memory=..., gpu=...) hints"
+        f"timeout: step {call.step.name!r} waited {waited:g}s for a Ray worker with {asked} and was not "
+        "started; the cluster is busy or too small: add nodes, or lower its @step(cpus=..., memory=..., "
+        "gpu=...) hints"
     )
 
 

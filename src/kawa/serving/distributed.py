@@ -35,7 +35,14 @@ import pyarrow.parquet as pq
 from kawa._durable import publish
 from kawa.lake.table import DataFile, LakeTable, check_name
 from kawa.models import Bundle, Registry
-from kawa.serving.batch import BatchPredictError, BatchResult, prediction_rows, publish_scores, score_rows
+from kawa.serving.batch import (
+    BatchPredictError,
+    BatchResult,
+    batch_predict,
+    prediction_rows,
+    publish_scores,
+    score_rows,
+)
 from kawa.serving.store import PredictionStore
 from kawa.warehouse import Warehouse
 from kawa.warehouse.load import write_table
@@ -81,6 +88,41 @@ def plan(lake: LakeTable, partition: Mapping[str, str] | None, rows_per_task: in
     if current:
         groups.append(current)
     return groups
+
+
+def predict_table(
+    warehouse: Warehouse,
+    registry: Registry,
+    model: str,
+    table: str,
+    *,
+    entity: str,
+    executor: str = "local",
+    rows_per_task: int = 250_000,
+    **options: Any,
+) -> BatchResult:
+    """Score every row of warehouse table `table`: on Ray (`distributed_batch_predict`, tasks of about
+    `rows_per_task` rows) when `executor`, kawa.yaml's `stores.executor`, names Ray, else in this
+    process (`batch_predict` over the whole table). Both write the same rows.
+
+    `options`: output, run_date, version, alias, store (as `batch_predict` takes them).
+    """
+    from kawa.pipelines.executor import ray_address
+
+    address = ray_address(executor)
+    if address is None:
+        check_name("table", table)
+        return batch_predict(warehouse, registry, model, f'SELECT * FROM "{table}"', entity=entity, **options)
+    return distributed_batch_predict(
+        warehouse,
+        registry,
+        model,
+        table,
+        entity=entity,
+        address=address,
+        rows_per_task=rows_per_task,
+        **options,
+    )
 
 
 def distributed_batch_predict(
@@ -159,10 +201,19 @@ def distributed_batch_predict(
             ray.cancel(ref, force=True)
         for path in paths:
             path.unlink(missing_ok=True)  # written by tasks of a job that publishes nothing
+        _remove_unfinished(paths)
         cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
         if isinstance(cause, BatchPredictError):
             raise BatchPredictError(str(cause)) from None
+        if isinstance(exc, ray.exceptions.RayError):
+            lines = str(exc).strip().splitlines() or ["no details"]
+            raise RuntimeError(
+                f"batch prediction of {model} v{version} over {table!r} failed on Ray and published nothing "
+                f"({type(exc).__name__}: {lines[0]}); {output!r} keeps its previous {PARTITION}={day} rows, "
+                "run it again"
+            ) from None
         raise
+    _remove_unfinished(paths)  # the pieces a task killed mid-write (and then retried) left behind
     files = [
         DataFile(
             path=str(Path(p["path"]).relative_to(target.path)),
@@ -204,6 +255,12 @@ def score_group(bundle: Bundle, pieces: list[Piece], spec: dict[str, Any], path:
     pq.write_table(out, tmp, compression="zstd")
     publish(tmp, Path(path))
     return {"path": path, "rows": out.num_rows, "bytes": Path(path).stat().st_size}
+
+
+def _remove_unfinished(paths: list[Path]) -> None:
+    for path in paths:
+        for tmp in path.parent.glob(f"{path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def _publish(
