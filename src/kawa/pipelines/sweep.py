@@ -137,8 +137,13 @@ def sweep(
     ]
     scored = [t for t in trials if t.score is not None]
     if not scored:
-        first = next((t.error for t in trials if t.error), "no trial returned a score")
-        raise SweepError(f"every trial of the sweep failed; the first: {first}")
+        first = next((t for t in trials if t.error), None)
+        if first is None:
+            raise SweepError("every trial of the sweep failed: no trial returned a score")
+        error = (first.error or "").strip()
+        raise SweepError(
+            f"every trial of the sweep failed; the first ({first.params}): {error.splitlines()[-1]}\n{error}"
+        )
     sign = 1.0 if mode == "max" else -1.0
     best = max(scored, key=lambda t: (sign * (t.score or 0.0), -t.index))
     return SweepResult(trials=trials, best=best, backend=chosen)
