@@ -148,7 +148,7 @@ from kawa.templates.loyalty import BOUGHT  # noqa: F401
 
 def run_loyalty(folder: Path, url: str) -> LoopReport:
     """Run the loyalty pipeline in the demo project, then read a score back over HTTP like a product would."""
-    from kawa.pipelines import run_pipeline
+    from kawa.pipelines import executor_for, run_pipeline
     from kawa.runtime import Runtime
     from kawa.templates.loyalty import loyalty
 
@@ -156,8 +156,12 @@ def run_loyalty(folder: Path, url: str) -> LoopReport:
         if not (folder / name).exists():
             (folder / name).write_text(text)
     runtime = Runtime(load_config(folder / "kawa.yaml"))
+    # On embedded stores the steps run in this process (quickest); `stores.executor: ray` in kawa.yaml
+    # sends each to the Ray cluster instead, as `kawa pipeline run` does.
+    local = runtime.config.stores.executor.strip() in ("", "local")
+    executor = None if local else executor_for(runtime.config)
     try:
-        record = run_pipeline(runtime, loyalty, experiment="demo", project=PROJECT)
+        record = run_pipeline(runtime, loyalty, experiment="demo", project=PROJECT, executor=executor)
         threshold = float(record.params.get("coupon_threshold", 0.5))
         keys = runtime.config.projects[PROJECT]
         report = LoopReport(
