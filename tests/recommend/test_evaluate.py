@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from kawa.recommend import Options, evaluate, fit
+from kawa.recommend.factorise import svd_lists
+from kawa.recommend.fit import session
 from tests.features._events import DAY, T0, ev, new_warehouse
 
 from ._reference import ranking_metrics
@@ -113,3 +115,36 @@ def test_bad_evaluation_settings_are_refused(tmp_path: Path) -> None:
         evaluate(warehouse, Options(), cutoff=CUTOFF, k=0)
     with pytest.raises(ValueError, match="has no time zone"):
         evaluate(warehouse, Options(), cutoff=CUTOFF.replace(tzinfo=None))
+
+
+def test_the_svd_comparison_ranks_unbought_items_from_a_low_rank_fit(tmp_path: Path) -> None:
+    events = _shop(4)
+    warehouse = new_warehouse(tmp_path, events)
+    with session(warehouse, Options(), before=CUTOFF, n=10) as db:
+        lists = svd_lists(db, factors=3, n=5, exclude_bought=True).to_pylist()
+        kept = svd_lists(db, factors=3, n=5, exclude_bought=False).to_pylist()
+    bought = {
+        (e["keys"]["user_id"], e["item_id"])
+        for e in events
+        if e["event_name"] == "purchase" and e["sync_date"] < CUTOFF
+    }
+    assert lists and not [r for r in lists if (r["user_id"], r["item_id"]) in bought]
+    assert [r for r in kept if (r["user_id"], r["item_id"]) in bought]
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    for row in lists:
+        by_user.setdefault(row["user_id"], []).append(row)
+    for rows in by_user.values():
+        assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+        assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    # Three taste groups of six items, three factors: most of a user's top 5 (less what they bought)
+    # is from their own group (one in three by chance).
+    own = [r["item_id"].startswith(f"g{int(r['user_id'][1:]) % 3}-") for r in lists]
+    assert sum(own) / len(own) > 0.6
+    result = evaluate(warehouse, Options(), cutoff=CUTOFF, factors=3)
+    assert result.metrics["svd_recall"] > result.metrics["popular_recall"]
+    assert result.as_run_metrics()["svd_ndcg_at_10"] == result.metrics["svd_ndcg"]
+    with (
+        pytest.raises(ValueError, match="factors=0 must be at least 1"),
+        session(warehouse, Options(), before=None, n=1) as db,
+    ):
+        svd_lists(db, factors=0, n=5, exclude_bought=True)

@@ -100,8 +100,9 @@ def test_a_rerun_replaces_what_the_first_run_published(run: RunRecord, runtime: 
     assert run.status == "succeeded", run.error
     store = PredictionStore(runtime.online)
     first = store.get("shop", MODEL, POPULAR)
-    again = run_pipeline(runtime, recommendations, {"top_n": 5, "similarity": "jaccard"})
+    again = run_pipeline(runtime, recommendations, {"top_n": 5, "similarity": "jaccard", "factors": 16})
     assert again.status == "succeeded", again.error
+    assert 0 < again.metrics["svd_recall_at_10"] <= 1  # the SVD compared on the same holdout
     second = store.get("shop", MODEL, POPULAR)
     assert first is not None and second is not None
     assert second.model_version == first.model_version + 1

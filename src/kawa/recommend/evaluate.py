@@ -14,12 +14,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from kawa.recommend.factorise import svd_lists
 from kawa.recommend.fit import Fitted, collect, session
 from kawa.recommend.options import Options
 from kawa.warehouse import Warehouse
 
 # What is measured: the fit's lists, and two baselines built for the measured users.
 METHODS = {"cf": "user_recommendations", "popular": "popular_lists", "seen": "seen_lists"}
+_ORDER = [*METHODS, "svd"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Evaluation:
         """Flat names for `ctx.log_metric`: recall_at_10, ndcg_at_10, popular_recall_at_10, ..."""
         k = self.k
         out: dict[str, float] = {"holdout_users": float(self.users), "holdout_items": float(self.relevant)}
-        for method in METHODS:
+        for method in sorted({m.split("_", 1)[0] for m in self.metrics}, key=_ORDER.index):
             prefix = "" if method == "cf" else f"{method}_"
             for metric in ("recall", "ndcg", "new_recall", "coverage"):
                 out[f"{prefix}{metric}_at_{k}"] = self.metrics[f"{method}_{metric}"]
@@ -55,8 +57,12 @@ def evaluate(
     k: int = 10,
     targets: tuple[str, ...] | None = None,
     keep_fit: bool = False,
+    factors: int = 0,
 ) -> Evaluation:
-    """Fit on events before `cutoff`; measure the top `k` against the next `horizon_days` of `targets`."""
+    """Fit on events before `cutoff`; measure the top `k` against the next `horizon_days` of `targets`.
+
+    `factors` > 0 also measures a truncated SVD of that rank (`svd`), from the same interactions.
+    """
     if horizon_days < 1:
         raise ValueError(f"horizon_days={horizon_days} must be at least 1 (days after the cutoff measured)")
     if k < 1:
@@ -82,7 +88,12 @@ def evaluate(
         )
         db.execute(_baselines(options, k))
         metrics: dict[str, float] = {}
-        for method, table in METHODS.items():
+        methods = dict(METHODS)
+        if factors > 0:
+            lists = svd_lists(db, factors=factors, n=k, exclude_bought=options.exclude_purchased)
+            db.register("svd_lists", lists)
+            methods["svd"] = "svd_lists"
+        for method, table in methods.items():
             metrics.update(_scores(db, method, table, k))
         counts = db.sql("SELECT count(DISTINCT user_id) AS u, count(*) AS r FROM relevant").fetchall()[0]
         fitted = collect(db, cutoff) if keep_fit else None

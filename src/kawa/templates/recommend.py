@@ -61,8 +61,13 @@ def options(
 
 
 @step
-def evaluated(ctx: RunContext, options: dict[str, Any], holdout_days: int, k: int) -> dict[str, Any]:
-    """Holdout metrics: fit before the last `holdout_days` of purchases, score the purchases after."""
+def evaluated(
+    ctx: RunContext, options: dict[str, Any], holdout_days: int, k: int, factors: int
+) -> dict[str, Any]:
+    """Holdout metrics: fit before the last `holdout_days` of purchases, score the purchases after.
+
+    `factors` > 0 also measures an SVD of that rank (svd_recall_at_10, ...) for comparison.
+    """
     opts = Options.from_params(options)
     quoted = opts.purchase_event.replace("'", "''")
     newest = (
@@ -74,7 +79,7 @@ def evaluated(ctx: RunContext, options: dict[str, Any], holdout_days: int, k: in
         print(f"no {opts.purchase_event!r} events yet: nothing to evaluate on; fitting anyway")
         return {"users": 0}
     cutoff = newest.astimezone(UTC) - timedelta(days=holdout_days) + timedelta(microseconds=1)
-    result = evaluate(ctx.warehouse, opts, cutoff=cutoff, horizon_days=holdout_days, k=k)
+    result = evaluate(ctx.warehouse, opts, cutoff=cutoff, horizon_days=holdout_days, k=k, factors=factors)
     for name, value in result.as_run_metrics().items():
         ctx.log_metric(name, value if result.users else float("nan"))
     if result.users == 0:
@@ -130,6 +135,7 @@ recommendations = Pipeline(
         "top_n": 20,
         "holdout_days": 7,
         "k": 10,
+        "factors": 0,
     },
     description="Item-to-item collaborative filtering: similar items and each user's top-N, with a holdout",
 )
