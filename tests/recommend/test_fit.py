@@ -183,7 +183,8 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     [
         ({"similarity": "pearson"}, "similarity='pearson' is not known; use one of cosine, jaccard"),
         ({"scope": "visit"}, "scope='visit' is not known"),
-        ({"neighbours": 0}, "neighbours=0 must be at least 1"),
+        ({"neighbours": 0}, "neighbours=0 must be a whole number of at least 1"),
+        ({"seen": -1}, "seen=-1.0 must be a number of at least 0"),
         ({"weights": {}}, "weights is empty"),
         ({"weights": {"view": -1}}, "weights['view']=-1 must be a number above 0"),
         ({"recent": "many"}, "Expected `int`, got `str` - at `$.recent`"),
@@ -193,3 +194,11 @@ def test_bad_options_say_what_to_change(options: dict[str, Any], message: str) -
     with pytest.raises(ValueError) as caught:
         Options.from_params(options)
     assert message in str(caught.value)
+
+
+def test_options_made_in_python_are_checked_too() -> None:
+    """The SQL is built from these values, so a wrong type is refused, not formatted into a query."""
+    with pytest.raises(ValueError, match="max_basket='9; DROP' must be a whole number"):
+        Options(max_basket="9; DROP")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"recent=2\.5 must be a whole number"):
+        Options(recent=2.5)  # type: ignore[arg-type]

@@ -2,10 +2,12 @@
 
 The users measured are those with items before the cutoff (the ones a personal list exists for) who
 buy (or do a `targets` event on) an item in the `horizon_days` after it; an item they had already
-bought before the cutoff does not count when bought items are left out of recommendations. Both the
-collaborative-filtering lists and the popularity baseline (the most popular items the user has not
-bought) are scored with recall@k (hits / relevant items) and NDCG@k (binary relevance), averaged over
-users; coverage is the share of the items seen before the cutoff that appear in some user's top k.
+bought before the cutoff does not count when bought items are left out of recommendations. The
+collaborative-filtering lists and two baselines, popular items (the most popular items the user has not
+bought) and seen items (the user's own unbought items, strongest event first), are scored with recall@k
+(hits / relevant items) and NDCG@k (binary relevance), averaged over users; new_recall is recall on the
+relevant items the user had no event about before the cutoff; coverage is the share of the items seen
+before the cutoff that appear in some measured user's top k.
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ _ORDER = [*METHODS, "svd"]
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Holdout metrics of one fit next to the popularity baseline's, and the fit itself."""
+    """Holdout metrics of one fit next to the baselines', and the fit itself when asked for."""
 
     cutoff: datetime
     horizon_days: int
     k: int
     users: int  # users measured
     relevant: int  # (user, item) pairs to find
-    metrics: dict[str, float]  # recall, ndcg, coverage, each for "cf" and "popular"
+    metrics: dict[str, float]  # "<method>_<metric>": cf|popular|seen|svd, recall|ndcg|new_recall|coverage
     seconds: float
     fitted: Fitted | None = field(default=None, repr=False)
 
@@ -65,7 +67,7 @@ def evaluate(
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days={horizon_days} must be at least 1 (days after the cutoff measured)")
-    if k < 1:
+    if not isinstance(k, int) or k < 1:
         raise ValueError(f"k={k} must be at least 1 (the list length measured, e.g. 10)")
     targets = targets or (options.purchase_event,)
     names = ", ".join("'" + t.replace("'", "''") + "'" for t in targets)

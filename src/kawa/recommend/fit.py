@@ -54,8 +54,8 @@ def session(
     warehouse: Warehouse, options: Options, *, before: datetime | None, n: int
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A warehouse connection holding the fit's temporary tables, for queries that build on them."""
-    if n < 1:
-        raise ValueError(f"n={n} must be at least 1 (items kept per user)")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r} must be a whole number of at least 1 (items kept per user)")
     with warehouse.connect() as db:
         try:
             for statement in build_sql(options, before=before, n=n):

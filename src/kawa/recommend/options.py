@@ -25,13 +25,15 @@ class Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     - `purchase_event`: the event that means bought; `exclude_purchased` leaves those items out.
     - `popular_days`: the days of events popularity counts; `fill_popular` tops a short personal list
       up with popular items.
+    - `seen`: above 0, a user's own items (viewed or carted, not bought) count as this similar to
+      themselves, so they come back in the user's list; 0 is pure item-to-item CF.
 
     >>> Options(similarity="jaccard").similarity
     'jaccard'
     >>> Options(neighbours=0)
     Traceback (most recent call last):
     ...
-    ValueError: neighbours=0 must be at least 1 (similar items kept per item, e.g. 50)
+    ValueError: neighbours=0 must be a whole number of at least 1 (similar items kept per item, e.g. 50)
     """
 
     weights: dict[str, float] = msgspec.field(
@@ -70,8 +72,13 @@ class Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
             ("max_basket", self.max_basket, 200),
             ("popular_days", self.popular_days, 14),
         ):
-            if value < 1:
-                raise ValueError(f"{name}={value} must be at least 1 ({_MEANING[name]}, e.g. {example})")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"{name}={value!r} must be a whole number of at least 1 "
+                    f"({_MEANING[name]}, e.g. {example})"
+                )
+        if isinstance(self.seen, bool) or not isinstance(self.seen, int | float) or not self.seen >= 0:
+            raise ValueError(f"seen={self.seen!r} must be a number of at least 0 (0: pure item-to-item CF)")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Options:
