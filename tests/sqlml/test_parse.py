@@ -148,3 +148,20 @@ def test_the_query_of_a_call_sees_the_with_clause_before_it(project: Project) ->
         "SELECT accuracy FROM ML.EVALUATE(MODEL buyer, (SELECT * FROM separable WHERE x1 < -1))"
     )
     assert rows[0]["accuracy"] == low["accuracy"]
+
+
+def test_a_later_statement_sees_the_replaced_model_and_the_changed_rows(project: Project) -> None:
+    train = (
+        "CREATE OR REPLACE MODEL slope OPTIONS (model_type = 'linear_reg', input_label_cols = ['y']) "
+        "AS SELECT i::DOUBLE AS x, i * {k}.0 AS y FROM range(10) t(i)"
+    )
+    score = "(SELECT predicted_y FROM ML.PREDICT(MODEL slope, TABLE points))"
+    rows = project.sql(
+        f"{train.format(k=2)}; CREATE TEMP TABLE points AS SELECT 1.0 AS x; "
+        f"CREATE TEMP TABLE first AS SELECT * FROM {score}; "
+        f"{train.format(k=5)}; CREATE TEMP TABLE second AS SELECT * FROM {score}; "
+        f"UPDATE points SET x = 2.0; "
+        f"SELECT (SELECT predicted_y FROM first) AS a, (SELECT predicted_y FROM second) AS b, "
+        f"(SELECT predicted_y FROM {score}) AS c"
+    )
+    assert rows[0] == pytest.approx({"a": 2.0, "b": 5.0, "c": 10.0})

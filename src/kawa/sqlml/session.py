@@ -32,7 +32,10 @@ class Session:
         self.db = db
         self.registry = registry
         self.project = project
-        self._results: dict[str, str] = {}  # an ML.* call -> the table holding its result
+        # An ML.* call -> the table holding its result, within the statement being run: a later
+        # statement may have replaced the model or changed the rows, so it evaluates its calls again.
+        self._results: dict[str, str] = {}
+        self._tables = 0  # tables registered so far; names are never reused (a view may name one)
 
     def script(self, sql: str, limit: int | None = None) -> pa.Table:
         """Run every statement of `sql`; the result is the last one's (at most `limit` rows)."""
@@ -45,6 +48,7 @@ class Session:
         return result
 
     def statement(self, statement: Statement, limit: int | None = None) -> pa.Table:
+        self._results.clear()
         if isinstance(statement, CreateModel):
             return self.create(statement)
         if isinstance(statement, DropModel):
@@ -71,7 +75,8 @@ class Session:
             key = repr((call.function, call.model, query, sorted(call.settings.items())))
             name = self._results.get(key)
             if name is None:  # the same call again (a CTE seen by several calls) is not run twice
-                name = self._results[key] = f"__kawa_ml_{len(self._results) + 1}"
+                self._tables += 1
+                name = self._results[key] = f"__kawa_ml_{self._tables}"
                 self.db.register(name, self.call(call, query))
             parts += [sql[position : call.start], f'"{name}"']
             position = call.end
