@@ -53,7 +53,9 @@ def test_each_create_is_a_version_and_sql_reads_the_newest(project: Project) -> 
     assert bundle.predict_one({"x1": 2.0}) > 0.9 > 0.1 > bundle.predict_one({"x1": -2.0})
 
 
-def test_drop_model_removes_every_version_and_a_new_one_starts_afresh(project: Project) -> None:
+def test_drop_model_removes_every_version_and_a_new_one_never_reuses_their_numbers(
+    project: Project,
+) -> None:
     make = (
         "CREATE OR REPLACE MODEL groups OPTIONS (model_type = 'kmeans', num_clusters = {k}) "
         "AS SELECT x, y FROM blobs"
@@ -72,9 +74,10 @@ def test_drop_model_removes_every_version_and_a_new_one_starts_afresh(project: P
     with pytest.raises(SQLError, match="no model 'groups'"):
         project.sql("DROP MODEL groups")
 
-    # Version 1 again, and SQL reads the new bundle, not the dropped one it had loaded before.
+    # Made again, it goes on after the dropped versions: version 1 and 2 never name another bundle.
     [made] = project.sql(make.format(k=3))
-    assert made["version"] == 1
+    assert made["version"] == 3
+    assert [v.version for v in project.registry.list_versions("shop", "groups")] == [3]
     assert len(project.sql("SELECT * FROM ML.CENTROIDS(MODEL groups)")) == 6
 
 

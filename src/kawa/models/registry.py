@@ -2,7 +2,8 @@
 
 Rows live in the metadata store (`models`, `model_versions`, `model_aliases`); bundles live in the
 artifact store under `models/<project>/<name>/<version>/`. Versions never change once registered,
-so loaded bundles are cached by (project, name, version); aliases move, so `resolve` re-reads an
+so loaded bundles are cached by (project, name, version), and a deleted model's numbers are never
+given out again (the name registered anew goes on after them); aliases move, so `resolve` re-reads an
 alias whenever the metadata database changed (see `ChangeWatcher`): a promotion made by any process
 is seen at the next request (on PostgreSQL once the promoting commit's notification has arrived).
 """
@@ -16,14 +17,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from kawa.models.bundle import Bundle, write_files
 from kawa.models.errors import ModelNotFoundError
 from kawa.models.records import ModelSummary, ModelVersion, to_json_text, version_record
 from kawa.stores.artifacts import ArtifactStore
 from kawa.stores.metadata import MetadataStore
-from kawa.stores.metadata.tables import model_aliases, model_versions, models, projects
+from kawa.stores.metadata.tables import model_aliases, model_tombstones, model_versions, models, projects
 
 if TYPE_CHECKING:
     from kawa.runtime import Runtime
@@ -96,12 +97,7 @@ class Registry:
         now = datetime.now(UTC)
         with self.metadata.begin() as conn:
             _ensure_model(conn, project, name, description, now)
-            latest = conn.execute(
-                select(func.max(model_versions.c.version)).where(
-                    model_versions.c.project == project, model_versions.c.name == name
-                )
-            ).scalar()
-            version = int(latest or 0) + 1
+            version = _last_version(conn, project, name) + 1
             prefix = artifact_prefix(project, name, version)
             # Leftovers of an earlier attempt whose transaction failed after writing files.
             self.artifacts.delete(prefix)
@@ -139,6 +135,38 @@ class Registry:
                 conn.execute(update(model_aliases).where(*where).values(version=version, updated_at=now))
         self._drop_aliases()
         return None if before is None else int(before)
+
+    def delete(self, project: str, name: str) -> int:
+        """Remove model `name` with every version, alias and bundle; returns how many versions went.
+
+        Its version numbers are not given out again: registering `name` later starts after the last one.
+        """
+        _check(project, name)
+        now = datetime.now(UTC)
+        where = (model_versions.c.project == project, model_versions.c.name == name)
+        with self.metadata.begin() as conn:
+            last = _last_version(conn, project, name)
+            artifacts = conn.execute(select(model_versions.c.artifact).where(*where)).scalars().all()
+            model = (models.c.project == project, models.c.name == name)
+            if not artifacts and conn.execute(select(models.c.name).where(*model)).first() is None:
+                raise ModelNotFoundError(self._unknown_model(conn, project, name))
+            tombstone = (model_tombstones.c.project == project, model_tombstones.c.name == name)
+            conn.execute(delete(model_tombstones).where(*tombstone))
+            conn.execute(
+                insert(model_tombstones).values(project=project, name=name, last_version=last, deleted_at=now)
+            )
+            conn.execute(
+                delete(model_aliases).where(model_aliases.c.project == project, model_aliases.c.name == name)
+            )
+            conn.execute(delete(model_versions).where(*where))
+            conn.execute(delete(models).where(*model))
+        with self._lock:
+            for key in [k for k in self._bundles if k[:2] == (project, name)]:
+                del self._bundles[key]
+        self._drop_aliases()
+        for prefix in artifacts:  # after the commit: a failure here leaves files nothing points at
+            self.artifacts.delete(prefix)
+        return len(artifacts)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -335,6 +363,21 @@ def _check(project: str, name: str) -> None:
             f"model name {name!r} must be 1-128 letters, digits, '.', '-' or '_', "
             "starting with a letter or digit"
         )
+
+
+def _last_version(conn: Connection, project: str, name: str) -> int:
+    """The highest version number `name` has had: of its versions, or of a deleted model of that name."""
+    latest = conn.execute(
+        select(func.max(model_versions.c.version)).where(
+            model_versions.c.project == project, model_versions.c.name == name
+        )
+    ).scalar()
+    deleted = conn.execute(
+        select(model_tombstones.c.last_version).where(
+            model_tombstones.c.project == project, model_tombstones.c.name == name
+        )
+    ).scalar()
+    return max(int(latest or 0), int(deleted or 0))
 
 
 def _ensure_model(conn: Connection, project: str, name: str, description: str | None, now: datetime) -> None:

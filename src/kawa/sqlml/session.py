@@ -122,7 +122,7 @@ class Session:
             if statement.if_exists:
                 return pa.table({"model": [statement.name], "dropped_versions": [0]})
             raise SQLModelError(f"{where}: {store.unknown(self.registry, self.project, statement.name)}")
-        dropped = store.drop(self.registry, self.project, statement.name)
+        dropped = self.registry.delete(self.project, statement.name)
         return pa.table({"model": [statement.name], "dropped_versions": [dropped]})
 
 

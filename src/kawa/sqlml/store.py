@@ -1,21 +1,19 @@
 """SQL models in the registry: each CREATE MODEL registers the next version of the model; SQL reads
 the newest version (BigQuery's semantics: the model is what the last CREATE made), while serving keeps
 following the production alias until someone promotes a version. DROP MODEL removes a model made in SQL
-with all its versions, aliases and files.
+with all its versions, aliases and files (`Registry.delete`: a model made again goes on numbering after
+the dropped versions, so no version number ever names two bundles).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
-
-from kawa.models import Bundle, ModelNotFoundError, Registry
+from kawa.models import ModelNotFoundError, Registry
 from kawa.models.records import ModelVersion
 from kawa.sqlml.errors import SQLModelError
 from kawa.sqlml.model import SQLModel
 from kawa.sqlml.train import Trained
-from kawa.stores.metadata.tables import model_aliases, model_versions, models
 
 SOURCE = "sql"  # `training["source"]` of versions made by CREATE MODEL
 
@@ -26,9 +24,6 @@ def newest(registry: Registry, project: str, name: str, where: str) -> SQLModel:
     if record is None:
         raise SQLModelError(f"{where}: {unknown(registry, project, name)}")
     bundle = registry.load(project, name, record.version)
-    if record.training.get("bundle_created_at", bundle.created_at) != bundle.created_at:
-        # The model was dropped and made again, so this version number was cached for another bundle.
-        bundle = Bundle.load(registry.artifacts, record.artifact, trusted=registry.trusted)
     from_sql = record.training.get("source") == SOURCE
     model_type = record.params.get("model_type") if from_sql else None
     if model_type is None:
@@ -59,7 +54,6 @@ def register(registry: Registry, project: str, trained: Trained, options: dict[s
         "evaluation_rows": trained.evaluation_rows,
         "dates": "DATE and TIMESTAMP inputs are days since 1970-01-01",
         "notes": trained.notes,
-        "bundle_created_at": model.bundle.created_at,
     }
     try:
         return registry.register(
@@ -68,22 +62,6 @@ def register(registry: Registry, project: str, trained: Trained, options: dict[s
         )  # fmt: skip
     except ValueError as exc:  # a name the registry does not take
         raise SQLModelError(f"CREATE MODEL {model.name}: {exc}") from None
-
-
-def drop(registry: Registry, project: str, name: str) -> int:
-    """Remove model `name` (made in SQL) with its versions, aliases and files; returns how many versions
-    went."""
-    where = (model_versions.c.project == project, model_versions.c.name == name)
-    with registry.metadata.begin() as conn:
-        artifacts = conn.execute(select(model_versions.c.artifact).where(*where)).scalars().all()
-        conn.execute(
-            delete(model_aliases).where(model_aliases.c.project == project, model_aliases.c.name == name)
-        )
-        conn.execute(delete(model_versions).where(*where))
-        conn.execute(delete(models).where(models.c.project == project, models.c.name == name))
-    for prefix in artifacts:
-        registry.artifacts.delete(prefix)
-    return len(artifacts)
 
 
 def _newest_record(registry: Registry, project: str, name: str, where: str) -> ModelVersion | None:

@@ -171,6 +171,17 @@ model_aliases = Table(
     ),
 )
 
+# The last version number of each deleted model: a name registered again goes on after it, so a version
+# number names one bundle for good (caches keyed by it never hand out a deleted model's bundle).
+model_tombstones = Table(
+    "model_tombstones",
+    metadata,
+    Column("project", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("last_version", Integer(), nullable=False),
+    Column("deleted_at", UtcDateTime(), nullable=False),
+)
+
 # -- schedules: what the scheduler saw, which runs it claimed or skipped -----------------------------
 
 schedules = Table(
