@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from kawa.bandits.spec import Bandit
-from kawa.stores.metadata import MetadataStore
+from kawa.stores.metadata import MetadataError, MetadataStore
 from kawa.stores.metadata.tables import bandit_arms, bandit_decisions
 
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's 32,766 bound parameters
@@ -82,8 +83,26 @@ class BanditStore:
         *,
         at: datetime | None = None,
     ) -> Decision:
-        """Choose an arm from the counts as they are now, and record the decision and its pull."""
+        """Choose an arm from the counts as they are now, and record the decision and its pull.
+
+        MetadataError when the store cannot take it now (locked, or unreachable): worth a retry.
+        """
         at = at or datetime.now(UTC)
+        try:
+            return self._decide(project, bandit, context, user_id, rng, at)
+        except (OperationalError, InterfaceError) as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise MetadataError(f"the metadata store cannot be reached: {reason}") from exc
+
+    def _decide(
+        self,
+        project: str,
+        bandit: Bandit,
+        context: str,
+        user_id: str | None,
+        rng: random.Random,
+        at: datetime,
+    ) -> Decision:
         with self.metadata.begin() as conn:
             # Read under the write lock: concurrent choices see each other's pulls (UCB1 plays every
             # arm once before it compares bounds, also when requests arrive together).
