@@ -191,6 +191,20 @@ def test_a_locked_metadata_store_is_a_503_to_retry(server: Server) -> None:
     assert choose(server, "ranking")["arm"]
 
 
+def test_a_checkpoint_that_cannot_be_written_does_not_stop_the_heartbeat(server: Server) -> None:
+    # A folder where the checkpoint's temporary file goes: every commit fails (as on a full disk).
+    blocker = server.root / ".kawa" / "eventlog" / "checkpoints" / "bandits.tmp"
+    blocker.mkdir(parents=True)
+    try:
+        send(server, {"event_id": "while-blocked", "event_name": "view", "keys": {"visitor_id": "v1"}})
+        time.sleep(6)  # longer than the 5 s a heartbeat may be old before the part counts as dead
+        with server.client("read") as client:
+            assert client.get("/v1/bandits").json()["worker"]["running"]
+    finally:
+        blocker.rmdir()
+    caught_up(server)  # and the offset is committed again once it can be
+
+
 def test_the_openapi_schema_documents_the_routes(server: Server) -> None:
     paths = httpx.get(server.url + "/openapi.json").json()["paths"]
     assert {

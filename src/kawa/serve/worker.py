@@ -179,12 +179,18 @@ def run_bandits() -> None:
 
     service = RewardService(load_config())
     stop = _stop_on_signals()
+
+    def checkpoint() -> None:
+        # An error here must not end the heartbeat thread: the part would look dead while it works.
+        try:
+            service.checkpoint()
+        except Exception:
+            logging.getLogger("kawa.bandits").exception("cannot store the reward worker's log checkpoint")
+
     beat = _start_heartbeat(
-        heartbeat_path(service.runtime.state_path, "bandits"),
-        lambda: service.worker.offset,
-        stop,
-        every_beat=service.checkpoint,
-    )
+        heartbeat_path(service.runtime.state_path, "bandits"), lambda: service.worker.offset, stop,
+        every_beat=checkpoint,
+    )  # fmt: skip
     try:
         service.run(stop)
     finally:
