@@ -189,6 +189,36 @@ def test_once_per_ever_delivers_a_member_once_for_good(runtime: Runtime, receive
     assert receiver.members() == ["u4"]
 
 
+def test_once_per_ever_does_not_resend_on_a_past_day_what_a_later_day_delivered(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    # u4 views (in the segment every day); u1 is in it on the 26th only.
+    sql = (
+        "SELECT user_id FROM shop_events WHERE event_name = 'view' "
+        "OR (user_id = 'u1' AND $day = DATE '2026-11-26') GROUP BY 1 ORDER BY 1"
+    )
+    load_events(runtime, EVENTS)
+    write_code(runtime, code(f"Webhook({receiver.url!r})", once_per="ever", sql=sql))
+    receiver.statuses = [400]
+    assert run(runtime, day=date(2026, 11, 26)).status == "failed"  # u1 and u4 in one refused batch
+    assert run(runtime, day=date(2026, 11, 27)).metrics["new"] == 1  # u4 again: never delivered yet
+    # The 26th again: its batch goes out without u4, which the 27th delivered.
+    rerun = run(runtime, day=date(2026, 11, 26))
+    assert rerun.succeeded and rerun.metrics["retried"] == 1 and rerun.metrics["new"] == 0
+    assert [body["members"] for _, body in receiver.posts] == [
+        [{"user_id": "u1"}, {"user_id": "u4"}],
+        [{"user_id": "u4"}],
+        [{"user_id": "u1"}],
+    ]
+    assert receiver.posts[2][0]["idempotency-key"] == receiver.posts[0][0]["idempotency-key"]
+    rows = DeliveryLog(runtime.metadata).entries("shop")[0]
+    assert sorted((r.day, r.member, r.status) for r in rows) == [
+        ("2026-11-26", "u1", "delivered"),
+        ("2026-11-26", "u4", "failed"),
+        ("2026-11-27", "u4", "delivered"),
+    ]
+
+
 def test_a_past_day_runs_as_that_day_ended(runtime: Runtime, receiver: Receiver) -> None:
     load_events(runtime, [*EVENTS, ("u7", "cart_add", "i7", 72 * H)])
     write_code(runtime, code(f"Webhook({receiver.url!r})"))

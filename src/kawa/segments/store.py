@@ -5,7 +5,8 @@ with once_per="ever") get rows in status `pending`, grouped in batches; rows a f
 left `failed` or `pending` are taken over in their old batches. It then sends each batch and
 *settles* it: `delivered`, or `failed` with the error. The primary key (project, segment, day,
 member) makes a member part of one batch at most per day, so reruns and concurrent runs never send
-it in two; a resent batch keeps its batch_id, which webhooks get as the Idempotency-Key.
+it in two; a resent batch keeps its batch_id, which webhooks get as the Idempotency-Key. With
+once_per="ever", a batch taken over leaves out members another day has delivered (or is delivering).
 """
 
 from __future__ import annotations
@@ -106,22 +107,34 @@ class DeliveryLog:
                 .order_by(t.c.batch_id, t.c.member)
             ).all()
             taken = {r.member for r in rows}
+            elsewhere: set[str] = set()  # once_per="ever": delivered or in flight on another day
             if once_per == "ever":
                 earlier = select(t.c.member).where(*key, t.c.day != day.isoformat(), t.c.status != FAILED)
-                taken.update(conn.execute(earlier).scalars())
+                elsewhere.update(conn.execute(earlier).scalars())
+                taken.update(elsewhere)
             owners = {r.run_id for r in rows if r.status == PENDING and r.run_id and r.run_id != run_id}
             active = _active_runs(conn, owners)
             retake: dict[str, list[Member]] = {}
+            thinned: set[str] = set()  # batches retaken without the members another day delivered
             for r in rows:
                 orphaned = r.run_id == run_id or r.run_id not in active or now - r.claimed_at > STALE_AFTER
                 if r.status == FAILED or (r.status == PENDING and orphaned):
-                    retake.setdefault(r.batch_id, []).append((r.member, r.attributes))
-            for ids in _chunks(list(retake)):
+                    if r.member in elsewhere:
+                        thinned.add(r.batch_id)  # its row stays as it was: not sent that day
+                    else:
+                        retake.setdefault(r.batch_id, []).append((r.member, r.attributes))
+            takeover = {"run_id": run_id, "claimed_at": now, "destination": destination}
+            for ids in _chunks([b for b in retake if b not in thinned]):
                 conn.execute(
-                    update(t)
-                    .where(*key, t.c.batch_id.in_(ids), t.c.status != DELIVERED)
-                    .values(run_id=run_id, claimed_at=now, destination=destination)
+                    update(t).where(*key, t.c.batch_id.in_(ids), t.c.status != DELIVERED).values(**takeover)
                 )
+            for batch_id in thinned.intersection(retake):
+                for names in _chunks([m for m, _ in retake[batch_id]]):
+                    conn.execute(
+                        update(t)
+                        .where(*key, t.c.batch_id == batch_id, t.c.member.in_(names), t.c.status != DELIVERED)
+                        .values(**takeover)
+                    )
             fresh: list[Member] = []
             seen: set[str] = set()
             for member in members:
