@@ -59,6 +59,14 @@ def test_bad_settings_are_refused_saying_what_to_write() -> None:
         Webhook("https://example.com/x", batch_size=0)
     with pytest.raises(DestinationError, match="format 'xlsx' must be 'csv' or 'parquet'"):
         Export("out", format="xlsx")  # type: ignore[arg-type]
+    # The delivery log keeps 512 characters of a destination (PostgreSQL refuses more at run time).
+    with pytest.raises(DestinationError, match=r"Webhook name makes the destination .* 600 characters"):
+        Webhook("https://example.com/x", name="n" * 600)
+    with pytest.raises(DestinationError, match=r"Export folder makes the destination .* 604 characters"):
+        Export("f" * 600)
+    with pytest.raises(DestinationError, match="name='' must be a non-empty text"):
+        Webhook("https://example.com/x", name="")
+    assert Webhook("https://example.com/x", name="n" * 512).describe() == "n" * 512
 
 
 def test_segments_are_pipelines_found_in_the_project_code(tmp_path: Path) -> None:
@@ -77,6 +85,24 @@ def test_segments_are_pipelines_found_in_the_project_code(tmp_path: Path) -> Non
     assert segment.day_of(datetime(2026, 11, 27, 20, tzinfo=UTC)) == date(2026, 11, 28)
     with pytest.raises(LookupError, match="no segment named 'nope'; segments: viewed_3x"):
         find_segment(config, "nope")
+
+
+def test_kawa_segments_list_prints_names_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from kawa.cli import app
+    from kawa.cli.project import init_project
+
+    config_path, _ = init_project(tmp_path, "shop")
+    (tmp_path / "pipelines.py").write_text(
+        "from kawa.segments import Segment, Webhook\n"
+        "pushed = Segment('pushed', 'SELECT 1 AS user_id', "
+        "destination=Webhook('https://example.com/x', name='[red]braze[/red]'))\n"
+    )
+    monkeypatch.setenv("KAWA_CONFIG", str(config_path))
+    listed = CliRunner().invoke(app, ["segments", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "[red]braze[/red]" in listed.output  # text from the code, never read as markup
 
 
 def test_a_segment_with_bad_sql_in_the_code_names_the_file(tmp_path: Path) -> None:

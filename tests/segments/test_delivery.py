@@ -4,6 +4,7 @@ reruns and crashes, CSV and Parquet exports, once per day or for good, and clear
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -165,6 +166,19 @@ def test_export_writes_one_file_per_day_with_each_member_once(runtime: Runtime, 
     assert table.column_names == ["user_id", "item_id", "carted_at"]
     assert sorted(table.column("user_id").to_pylist()) == ["u1", "u3", "u4", "u6"]
     assert table.num_rows == 4
+
+
+def test_an_export_that_cannot_be_written_fails_the_run_and_leaves_no_temporary_file(
+    runtime: Runtime,
+) -> None:
+    load_events(runtime, EVENTS)
+    write_code(runtime, code("Export('exports')"))
+    folder = Path(runtime.config.root) / "exports"
+    (folder / "cart_abandonment-2026-11-27.csv" / "in-the-way").mkdir(parents=True)  # a folder there
+    failed = run(runtime)
+    assert failed.status == "failed" and "cannot write" in (failed.error or "")
+    assert sorted(p.name for p in folder.iterdir()) == ["cart_abandonment-2026-11-27.csv"]
+    assert DeliveryLog(runtime.metadata).entries("shop", status="failed")[1] == 3
 
 
 def test_once_per_day_delivers_again_the_next_day_and_ever_does_not(

@@ -73,10 +73,10 @@ def segments_list(as_json: JsonOption = False) -> None:
     for r in rows:
         counts = r["deliveries"]
         table.add_row(
-            r["name"] + ("" if r["in_code"] else " [dim](not in the code)[/dim]"),
-            r.get("entity") or "",
-            r.get("destination") or "",
-            r.get("schedule") or ("manual" if r["in_code"] else ""),
+            escape(r["name"]) + ("" if r["in_code"] else " [dim](not in the code)[/dim]"),
+            escape(r.get("entity") or ""),
+            escape(r.get("destination") or ""),
+            escape(r.get("schedule") or ("manual" if r["in_code"] else "")),
             r.get("once_per") or "",
             str(counts["delivered"]),
             f"[red]{counts['failed']}[/red]" if counts["failed"] else "0",

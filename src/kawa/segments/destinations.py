@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from kawa.segments.store import Batch, DeliveryLog
 
 
+MAX_DESCRIPTION = 512  # characters of segment_deliveries.destination
+
+
 class DestinationError(ValueError):
     """A destination declared with settings kawa cannot use; the message says what to write."""
 
@@ -77,6 +80,9 @@ class Webhook:
                 raise DestinationError(f"Webhook {what}={value!r} must be a number of seconds, 0 or more")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in dict(self.headers).items()):
             raise DestinationError("Webhook headers must map header names to text values")
+        if self.name is not None and not (isinstance(self.name, str) and self.name.strip()):
+            raise DestinationError(f"Webhook name={self.name!r} must be a non-empty text, e.g. 'braze'")
+        _fits_the_log(self.describe(), "Webhook name")
 
     def describe(self) -> str:
         if self.name:
@@ -112,6 +118,7 @@ class Export:
             raise DestinationError(f"Export folder {self.folder!r} must be a folder path, e.g. 'exports'")
         if self.format not in ("csv", "parquet"):
             raise DestinationError(f"Export format {self.format!r} must be 'csv' or 'parquet'")
+        _fits_the_log(self.describe(), "Export folder")
 
     def describe(self) -> str:
         return f"{self.format} {self.folder}"
@@ -130,6 +137,15 @@ class Export:
 
 
 Destination = Webhook | Export
+
+
+def _fits_the_log(described: str, what: str) -> None:
+    """The delivery log keeps a destination's description in MAX_DESCRIPTION characters."""
+    if len(described) > MAX_DESCRIPTION:
+        raise DestinationError(
+            f"{what} makes the destination {described[:60]!r}... {len(described)} characters long; the "
+            f"delivery log keeps at most {MAX_DESCRIPTION}: use a shorter one"
+        )
 
 
 def _positive_int(what: str, value: object, most: int) -> None:

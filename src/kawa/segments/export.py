@@ -7,6 +7,7 @@ the new one, and a rerun or a retry after a crash writes the same members once e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import TYPE_CHECKING
@@ -29,10 +30,10 @@ def write_day(export: Export, job: Job) -> Report:
         return report
     members = job.log.day_members(job.project, job.segment, job.day, export.describe(), ids)
     path = export.path(job.root, job.segment, job.day)
+    tmp = path.with_name(f".{path.name}.{job.run_id}.tmp")
     error = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{job.run_id}.tmp")
         table = _table(job.entity, members)
         if export.format == "csv":
             pa_csv.write_csv(table, tmp)
@@ -41,6 +42,8 @@ def write_day(export: Export, job: Job) -> Report:
         os.replace(tmp, path)
     except (OSError, pa.ArrowException) as exc:
         error = f"cannot write {path}: {type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # a half-written file is of no use to anyone
     for batch in job.batches:
         job.log.settle(
             job.project, batch.batch_id, run_id=job.run_id, delivered=error is None, attempts=1, error=error
