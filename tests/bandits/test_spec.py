@@ -142,3 +142,19 @@ def test_declarations_reload_on_change_and_keep_the_last_good_ones(tmp_path: Pat
     assert declared.error is not None and "features.py:1" in declared.error
     with pytest.raises(ProjectCodeError):
         load_bandits(declared.config)
+
+
+def test_kawa_bandits_show_prints_arms_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from kawa.cli import app
+    from kawa.cli.project import init_project
+
+    config_path, _ = init_project(tmp_path, "shop")
+    (tmp_path / "bandits.yaml").write_text(
+        "bandits:\n  - name: ranking\n    arms: ['[new] ranker', 'a[/b]']\n"
+    )
+    monkeypatch.setenv("KAWA_CONFIG", str(config_path))
+    shown = CliRunner().invoke(app, ["bandits", "show"])
+    assert shown.exit_code == 0, shown.output  # "a[/b]" read as markup made rich raise
+    assert "[new] ranker" in shown.output and "a[/b]" in shown.output

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from kawa.cli._common import console, fail, settings
@@ -59,9 +60,10 @@ def _print(bandit: dict[str, Any]) -> None:
     policy = dict(bandit["policy"])
     label = policy.pop("name")
     params = ", ".join(f"{k}={v:g}" for k, v in policy.items())
-    rewards = [f"an event with its decision_id matching {json.dumps(bandit['reward_on'])}"]
+    # Names, arms, contexts and filters are the project's text: printed as written, never as markup.
+    rewards = [f"an event with its decision_id matching {escape(json.dumps(bandit['reward_on']))}"]
     if bandit["purchase_on"] is not None:
-        rewards.append(f"the user's next {json.dumps(bandit['purchase_on'])}")
+        rewards.append(f"the user's next {escape(json.dumps(bandit['purchase_on']))}")
     console.print(
         f"\n[bold]{bandit['name']}[/bold]: {label}({params}), {bandit['pulls']:,} decisions, "
         f"{bandit['rewards']:,} rewards; a reward is {' or '.join(rewards)} "
@@ -72,10 +74,10 @@ def _print(bandit: dict[str, Any]) -> None:
     table = Table(
         *(["context"] if contexts else []), "arm", "pulls", "rewards", "mean reward", bandit["score_name"]
     )
-    sections = [("(all)", bandit["arms"])] + [(c["context"], c["arms"]) for c in contexts]
+    sections = [("(all)", bandit["arms"])] + [(escape(c["context"]), c["arms"]) for c in contexts]
     for context, arms in sections:
         for arm in arms:
-            name = arm["arm"] + ("" if arm["declared"] else " [dim](no longer declared)[/dim]")
+            name = escape(arm["arm"]) + ("" if arm["declared"] else " [dim](no longer declared)[/dim]")
             row = [
                 name,
                 f"{arm['pulls']:,}",
