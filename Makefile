@@ -44,6 +44,10 @@ bench-realtime: $(STAMP)
 	$(BIN)/python -m benchmarks.realtime
 	$(BIN)/python -m benchmarks.streaming
 
+.PHONY: bench-scaleout
+bench-scaleout: $(STAMP)
+	$(BIN)/python -m benchmarks.ray_batch
+
 serve: $(STAMP)
 	$(BIN)/kawa serve
 

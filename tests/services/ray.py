@@ -151,7 +151,7 @@ def ray_binary() -> str:
     return found
 
 
-def _keep_loopback() -> None:
+def keep_loopback() -> None:
     """Make a Ray imported before the variable was set keep 127.0.0.1 too (it read it at import)."""
     from ray._private import ray_constants
 
@@ -166,7 +166,7 @@ def ray_cluster() -> Iterator[RayCluster]:
     cluster: RayCluster | None = None
     try:
         cluster = RayCluster(ray_binary())
-        _keep_loopback()
+        keep_loopback()
         cluster.start()
         yield cluster
     finally:
