@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from tests.bandits.conftest import PROJECT, Parts, drain, iso
 
@@ -137,3 +138,26 @@ def test_a_first_start_without_decisions_begins_at_the_end_of_the_log(parts: Par
     parts.send({"event_id": "c1", "event_name": "click", "decision_id": decision.decision_id})
     drain(worker)
     assert loaded and parts.counts("ranking")[decision.arm] == (1, 1)
+
+
+def test_declarations_that_fail_to_load_hold_the_worker_until_they_are_fixed(
+    parts: Parts, tmp_path: Path
+) -> None:
+    from kawa.bandits import DeclaredBandits
+    from kawa.config import Config
+
+    decision = parts.decide("ranking")
+    project = tmp_path / "project"
+    project.mkdir()
+    declarations = project / "bandits.yaml"
+    declarations.write_text("bandits:\n  - name: ranking\n    arms: [bm25]\n")  # one arm: refused
+    worker = parts.worker()
+    worker.bandits = DeclaredBandits(Config(project=PROJECT, root=str(project)))
+    parts.send({"event_id": "c1", "event_name": "click", "decision_id": decision.decision_id})
+    start = worker.offset
+    assert not worker.step() and worker.offset == start  # nothing passed over while they are broken
+    declarations.write_text(
+        "bandits:\n  - name: ranking\n    arms: [bm25, learned]\n    reward_on: {event_name: click}\n"
+    )
+    drain(worker)
+    assert worker.offset > start and parts.counts("ranking")[decision.arm] == (1, 1)

@@ -151,6 +151,10 @@ class RewardWorker:
             self.offset = result.next_offset
             return True
         bandits = self.bandits()
+        if not bandits and getattr(self.bandits, "error", None):
+            # The declarations fail to load and none loaded before: passing over these events would
+            # lose the rewards they carry, so the worker waits here until the file is fixed.
+            return False
         tagged, purchases = self.scan(result.records, bandits)
         if tagged or purchases:
             self.rewarded += self.attribute(bandits, tagged, purchases)
