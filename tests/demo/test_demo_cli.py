@@ -11,6 +11,8 @@ from kawa.demo.shop import ShopConfig, generate
 from kawa.warehouse import Warehouse
 from tests.conftest import kawa
 
+from .conftest import Demo
+
 
 @pytest.mark.slow
 def test_demo_sends_the_shop_through_the_collector(tmp_path: Path) -> None:
@@ -39,11 +41,11 @@ def test_demo_sends_the_shop_through_the_collector(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_the_whole_loop_and_learns(tmp_path: Path) -> None:
-    out = kawa("demo", "--dir", "demo", "--users", "300", "--days", "40", "--seed", "5", cwd=tmp_path).stdout
+def test_demo_runs_the_whole_loop_and_learns(whole_demo: Demo) -> None:
+    out = whole_demo.out
     assert "coupon A (score >= 0.5)" in out
     assert "read over HTTP: GET /v1/predictions/loyalty/" in out and "'model_version': 1" in out
-    folder = tmp_path / "demo"
+    folder = whole_demo.folder
     from kawa.config import load_config
     from kawa.models import Registry
     from kawa.pipelines import RunStore

@@ -27,8 +27,19 @@ def demo(
         str | None, typer.Option(help="Send to this running kawa serve instead of starting one in --dir")
     ] = None,
     train: Annotated[
-        bool, typer.Option(help="Also run the loyalty pipeline: features, train, predict")
+        bool,
+        typer.Option(
+            help="After sending, run the pipelines: loyalty (features, train, predict), then the decisions"
+        ),
     ] = True,
+    decisions: Annotated[
+        bool,
+        typer.Option(
+            help="With --train, also the decisions: RFM clusters in SQL, recommendations, a cart-abandonment "
+            "segment sent to a local webhook, and a bandit rewarded by click events"
+        ),
+    ] = True,
+    visits: Annotated[int, typer.Option(help="Simulated visits that ask the coupon_banner bandit")] = 300,
     realtime: Annotated[
         bool,
         typer.Option(
@@ -40,7 +51,7 @@ def demo(
     sessions: Annotated[int, typer.Option(help="Visits the real-time replay sends")] = 12,
     speed: Annotated[float, typer.Option(help="How many times faster than real life the replay runs")] = 20.0,
 ) -> None:
-    """Generate a deterministic shop, send it through the HTTP collector, and show what landed."""
+    """Generate a deterministic shop, send it through the HTTP collector, then learn from it and act on it."""
     from kawa.cli.project import init_project
     from kawa.demo.run import PROJECT, has_events, ingest_demo, run_loyalty
     from kawa.demo.shop import ShopConfig
@@ -50,6 +61,8 @@ def demo(
         config = ShopConfig(users=users, days=days, seed=seed)
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
+    if visits < 1:
+        raise fail(f"--visits {visits} must be at least 1 (e.g. 300)")
     if not (folder / "kawa.yaml").exists():
         init_project(folder, PROJECT)
         console.print(f"created the demo project in {folder}/ (kawa.yaml holds its keys)", highlight=False)
@@ -90,6 +103,14 @@ def demo(
             _print_loop(loop, folder, url)
             if loop.status != "succeeded":
                 raise typer.Exit(1)
+            if decisions:
+                from datetime import timedelta
+
+                from kawa.cli._demo_decisions import show_decisions
+
+                last_day = config.start + timedelta(days=config.days - 1)
+                if not show_decisions(folder, url, day=last_day, visits=visits, seed=seed):
+                    raise typer.Exit(1)
         if realtime:
             _realtime(folder, url, server, sessions=sessions, speed=speed)
     finally:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
@@ -17,6 +17,10 @@ from kawa.config import load_config
 from kawa.demo.shop import Shop, ShopConfig, generate, iter_ndjson_batches
 from kawa.warehouse import Warehouse
 from kawa.warehouse.load import write_table
+
+if TYPE_CHECKING:
+    from kawa.pipelines import Executor
+    from kawa.runtime import Runtime
 
 PROJECT = "shop"
 
@@ -146,9 +150,18 @@ from kawa.templates.loyalty import BOUGHT  # noqa: F401
 '''
 
 
+def demo_executor(runtime: Runtime) -> Executor | None:
+    """Where the demo's pipelines run their steps: in this process on embedded stores (quickest);
+    `stores.executor: ray` in kawa.yaml sends each to the Ray cluster instead, as `kawa pipeline run` does."""
+    from kawa.pipelines import executor_for
+
+    local = runtime.config.stores.executor.strip() in ("", "local")
+    return None if local else executor_for(runtime.config)
+
+
 def run_loyalty(folder: Path, url: str) -> LoopReport:
     """Run the loyalty pipeline in the demo project, then read a score back over HTTP like a product would."""
-    from kawa.pipelines import executor_for, run_pipeline
+    from kawa.pipelines import run_pipeline
     from kawa.runtime import Runtime
     from kawa.templates.loyalty import loyalty
 
@@ -156,12 +169,10 @@ def run_loyalty(folder: Path, url: str) -> LoopReport:
         if not (folder / name).exists():
             (folder / name).write_text(text)
     runtime = Runtime(load_config(folder / "kawa.yaml"))
-    # On embedded stores the steps run in this process (quickest); `stores.executor: ray` in kawa.yaml
-    # sends each to the Ray cluster instead, as `kawa pipeline run` does.
-    local = runtime.config.stores.executor.strip() in ("", "local")
-    executor = None if local else executor_for(runtime.config)
     try:
-        record = run_pipeline(runtime, loyalty, experiment="demo", project=PROJECT, executor=executor)
+        record = run_pipeline(
+            runtime, loyalty, experiment="demo", project=PROJECT, executor=demo_executor(runtime)
+        )
         threshold = float(record.params.get("coupon_threshold", 0.5))
         keys = runtime.config.projects[PROJECT]
         report = LoopReport(
