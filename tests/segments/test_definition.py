@@ -129,9 +129,7 @@ def test_a_future_day_is_refused() -> None:
     assert zoned.logical_date_for(date(2026, 11, 28), now) == now
 
 
-@pytest.mark.parametrize(
-    "module", ["kawa.segments.spec", "kawa.segments.destinations", "kawa.segments.members"]
-)
+@pytest.mark.parametrize("module", ["kawa.segments.spec", "kawa.segments.destinations"])
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0
+    assert result.attempted > 0 and result.failed == 0
