@@ -50,6 +50,9 @@ def run_step_task(
     try:
         log = folder / "step.log"
         with _redirected(log), log.open("rb") as reader:
+            # Written and read through open descriptors from here on: nothing is left behind when the
+            # driver ends this worker (a timeout), which skips the `finally` below.
+            shutil.rmtree(folder, ignore_errors=True)
             thread = threading.Thread(target=_run, args=(call, box), name="kawa-step", daemon=True)
             thread.start()
             while thread.is_alive():
