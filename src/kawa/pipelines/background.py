@@ -3,10 +3,10 @@
 The request checks the parameters exactly as `kawa pipeline run -p` does and records the run as
 queued, so its id is known before anything runs and the answer can link to it. A child process
 (`python -m kawa.pipelines.background RUN_ID`, the config on stdin, like the scheduler's run
-processes) then loads the project's code, runs the recorded run with each step in a process of its
-own (`SubprocessExecutor`), and sends its status message as any run does. The server never runs steps
-itself and never waits for them; a thread per child only reaps it, and ends the record as failed
-(with the child's last output) if the child died without ending it.
+processes) then loads the project's code, runs the recorded run with each step where kawa.yaml's
+`stores.executor` says (a process of its own, or a Ray task), and sends its status message as any
+run does. The server never runs steps itself and never waits for them; a thread per child only reaps
+it, and ends the record as failed (with the child's last output) if the child died without ending it.
 
     python -m kawa.pipelines.background RUN_ID < config.json
 """
@@ -149,7 +149,7 @@ def end_unstarted(runtime: Runtime, record: RunRecord, error: str, status: str =
 
 def main(argv: list[str]) -> int:
     """The run process: read the config from stdin, load the project's pipeline, run the recorded run."""
-    from kawa.pipelines import ParamError, PipelineDefinitionError, SubprocessExecutor, find_pipeline
+    from kawa.pipelines import ParamError, PipelineDefinitionError, executor_for, find_pipeline
     from kawa.pipelines.runner import run_recorded
     from kawa.project_code import ProjectCodeError
     from kawa.runtime import Runtime
@@ -171,8 +171,8 @@ def main(argv: list[str]) -> int:
         except (LookupError, ParamError, PipelineDefinitionError, ProjectCodeError) as exc:
             end_unstarted(runtime, record, f"the run could not start: {exc}")
             return 0
-        # Steps in processes of their own, as `kawa pipeline run` does: timeouts and resource hints hold.
-        run_recorded(runtime, pipeline, record, values, executor=SubprocessExecutor())
+        # Steps where kawa.yaml says (processes of their own, or Ray), as `kawa pipeline run` does.
+        run_recorded(runtime, pipeline, record, values, executor=executor_for(config))
     finally:
         runtime.close()
     return 0
