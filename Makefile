@@ -46,6 +46,7 @@ bench-realtime: $(STAMP)
 
 .PHONY: bench-scaleout
 bench-scaleout: $(STAMP)
+	$(BIN)/python -m benchmarks.scaleout_ingest
 	$(BIN)/python -m benchmarks.ray_batch
 
 serve: $(STAMP)

@@ -108,6 +108,13 @@ async def one(args: argparse.Namespace, log: str, workers: int, bodies: list[byt
         }
         for part, seconds in used.items():
             out[f"{part}_us_per_event"] = round(seconds / max(res.accepted, 1) * 1e6, 1)
+        if redis is not None:
+            # The stream is not trimmed: Redis's whole memory over the events it holds.
+            import redis as redis_py
+
+            client = redis_py.Redis.from_url(redis.url)
+            out["redis_bytes_per_event"] = round(_used_memory(client) / max(acknowledged, 1))
+            client.close()
         return out
     finally:
         kawa.stop()
