@@ -1,11 +1,12 @@
 """`kawa demo`'s decisions on the shop: RFM clusters in SQL, recommendations, a cart-abandonment segment.
 
-The demo project declares them in its pipelines.py (`DECISIONS_PY`), as a user's project would; the
+The demo project declares them in its pipelines.py (`DEMO_PIPELINES_PY`), as a user's project would; the
 coupon banner bandit declared there is driven by `kawa.demo.banner`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -22,14 +23,13 @@ SEGMENT = "cart_abandonment"
 BANNER = "coupon_banner"
 BANNER_ARMS = ("free_shipping", "ten_percent", "gift_wrap")
 DECISIONS_MARKER = "# kawa demo: decisions"
-DECISIONS_PY = f'''
-{DECISIONS_MARKER} (docs/sql-models.md, docs/recommendations.md, docs/segments.md, docs/bandits.md)
-import os
+_IMPORTS = """import os
 
 from kawa.bandits import Bandit, Thompson
 from kawa.segments import Segment, Webhook
 from kawa.templates.recommend import recommendations  # noqa: F401
-
+"""
+_DECLARATIONS = f'''
 # Signed-in users who added to cart on the day before, and bought nothing in the 24 hours after: new
 # members on the day their 24 hours ran out. `kawa demo` points the webhook at a receiver of its own.
 {SEGMENT} = Segment(
@@ -57,12 +57,26 @@ from kawa.templates.recommend import recommendations  # noqa: F401
 # rewards the arm; the banner_view sent with every decision does not.
 {BANNER} = Bandit(
     "{BANNER}",
-    arms={list(BANNER_ARMS)!r},
+    arms={json.dumps(BANNER_ARMS)},
     policy=Thompson(),
     reward_on={{"event_name": "banner_click"}},
     window="1h",
 )
 '''
+_MARKED = f"\n{DECISIONS_MARKER} (docs/recommendations.md, docs/segments.md, docs/bandits.md)\n"
+# pipelines.py of a new demo project: the loyalty part's file with the decisions (the RFM model is made
+# in SQL and lives in the registry).
+DEMO_PIPELINES_PY = f'''"""The demo project's pipelines: the loyalty and recommendations templates as kawa
+ships them, a cart-abandonment segment and a coupon banner bandit."""
+
+import os
+
+from kawa.bandits import Bandit, Thompson
+from kawa.segments import Segment, Webhook
+from kawa.templates.loyalty import loyalty  # noqa: F401
+from kawa.templates.recommend import recommendations  # noqa: F401
+{_MARKED}{_DECLARATIONS}'''
+
 
 RFM_MODEL = "rfm_cluster"
 # The source talk's query; only the purchase event's name is the demo shop's ('buy' in the talk).
@@ -82,11 +96,18 @@ _EPOCH = date(1970, 1, 1)
 
 
 def enable_decisions(folder: Path) -> None:
-    """Declare the recommendations pipeline, the segment and the bandit in the demo's pipelines.py."""
+    """Declare the recommendations pipeline, the segment and the bandit in the demo's pipelines.py.
+
+    The file as the loyalty part wrote it is replaced; one edited since gets the declarations at its end.
+    """
     path = folder / "pipelines.py"
     text = path.read_text() if path.exists() else PIPELINES_PY
-    if DECISIONS_MARKER not in text:
-        path.write_text(text.rstrip("\n") + "\n" + DECISIONS_PY)
+    if DECISIONS_MARKER in text:
+        return
+    if text == PIPELINES_PY:
+        path.write_text(DEMO_PIPELINES_PY)
+    else:
+        path.write_text(text.rstrip("\n") + "\n" + _MARKED + _IMPORTS + _DECLARATIONS)
 
 
 @dataclass
