@@ -22,7 +22,9 @@ from tests.services import unavailable
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = Path(os.environ.get("KAWA_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ui"
-DEMO = ("--users", "300", "--days", "40", "--seed", "5")
+# The loyalty loop only: the pages under test need its runs, model and predictions, not the demo's
+# decisions part (RFM, recommendations, segment, bandit), which tests/demo covers.
+DEMO = ("--users", "300", "--days", "40", "--seed", "5", "--no-decisions")
 
 
 class DemoSite(LocalServer):
