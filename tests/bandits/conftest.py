@@ -21,8 +21,6 @@ from kawa.stores.metadata import open_metadata
 
 PROJECT = "shop"
 
-pytest_plugins = ["tests.services.postgres"]
-
 
 class Parts:
     """The stores a reward worker runs on, opened as `kawa serve` opens them, and a collector to send with."""
@@ -77,7 +75,11 @@ def iso(moment: datetime) -> str:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def parts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Parts]:
-    """The parts with decisions and counts in SQLite, and again in PostgreSQL."""
+    """The parts with decisions and counts in SQLite, and again in PostgreSQL.
+
+    A module using it declares `pytest_plugins = ["tests.services.postgres"]` (pytest takes plugins from
+    test modules and the top-level conftest only).
+    """
     metadata = "sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     found = Parts(
         tmp_path,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tests.bandits.conftest import PROJECT, Parts, drain, iso
 
+pytest_plugins = ["tests.services.postgres"]
+
 
 def test_an_event_with_the_decision_id_rewards_its_arm_once(parts: Parts) -> None:
     worker = parts.worker()
