@@ -95,3 +95,12 @@ def test_demo_realtime_scores_every_replayed_view(tmp_path: Path) -> None:
     listed = kawa("triggers", "list", "--json", cwd=tmp_path / "demo").stdout
     (intent,) = [t for t in json.loads(listed)["triggers"] if t["name"] == "intent_on_view"]
     assert intent["scored"] == len(landed) and intent["errors"] == 0, intent
+
+
+def test_demo_in_a_project_without_the_shop_says_how_to_add_it(tmp_path: Path) -> None:
+    kawa("init", "--project", "other", cwd=tmp_path)
+    ran = kawa("demo", "--dir", str(tmp_path), cwd=tmp_path, check=False)
+    assert ran.returncode == 1
+    message = " ".join((ran.stdout + ran.stderr).split())
+    assert "has no project 'shop'" in message and "kawa keys create --project shop" in message
+    assert not (tmp_path / ".kawa" / "run" / "server.url").exists()  # refused before starting a server

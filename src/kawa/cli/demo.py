@@ -66,6 +66,18 @@ def demo(
     if not (folder / "kawa.yaml").exists():
         init_project(folder, PROJECT)
         console.print(f"created the demo project in {folder}/ (kawa.yaml holds its keys)", highlight=False)
+    else:
+        from kawa.config import ConfigError, load_config
+
+        try:
+            projects = load_config(folder / "kawa.yaml").projects
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        if PROJECT not in projects:
+            raise fail(
+                f"{folder / 'kawa.yaml'} has no project {PROJECT!r}, which the demo shop sends to; add it "
+                f"with `kawa keys create --project {PROJECT}` in {folder}, or give --dir a new folder"
+            )
     server = None if url else LocalServer(folder)
     if server is not None:
         with console.status("starting kawa serve ..."):
