@@ -37,6 +37,9 @@ def test_connect_finds_kawa_yaml_from_a_subfolder_or_kawa_config(
     monkeypatch.setenv("KAWA_CONFIG", str(project_dir / "kawa.yaml"))
     with kawa.connect() as found:
         assert Path(found.config.root) == project_dir.resolve()
+    with kawa.connect(project_dir, project="other") as other:
+        assert other.project == "other"
+        assert other.sql("SELECT count(*) AS n FROM events").to_pylist() == [{"n": 0}]
 
 
 def test_connect_without_a_project_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
