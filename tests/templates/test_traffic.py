@@ -19,7 +19,7 @@ from kawa.models import Registry
 from kawa.pipelines import RunRecord, run_pipeline
 from kawa.runtime import Runtime
 from kawa.serving.store import PredictionStore
-from kawa.templates import traffic
+from kawa.templates import _zone, traffic
 from kawa.templates.catalog import templates
 from kawa.templates.traffic import (
     MODEL,
@@ -138,8 +138,9 @@ def test_a_holdout_forecast_sees_only_the_hours_before_its_origin(run: RunRecord
 
 def test_servers_cover_the_p90_with_at_least_one() -> None:
     assert servers_for(np.array([0.0, 40.0, 40.5, 399.0]), CAPACITY).tolist() == [1, 1, 2, 10]
-    result = doctest.testmod(traffic)
-    assert result.attempted > 0 and result.failed == 0
+    for module in (traffic, _zone):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0
 
 
 def test_short_histories_and_bad_parameters_are_refused_with_what_to_do(tmp_path) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +33,7 @@ import pyarrow as pa
 from kawa.models import Bundle
 from kawa.pipelines import Pipeline, RunContext, step
 from kawa.serving.store import Prediction, PredictionStore, now_rfc3339
+from kawa.templates._zone import time_zone
 from kawa.templates.catalog import Template
 
 MODEL = "access_forecast"  # the prediction store's model name; the registered models add _p10/_p50/_p90
@@ -61,12 +61,7 @@ def hourly(
         raise ValueError(
             f"per_server_capacity={per_server_capacity}: give the events per hour one server handles, above 0"
         )
-    try:
-        ZoneInfo(timezone)
-    except (ValueError, KeyError):
-        raise ValueError(
-            f"timezone={timezone!r} is not a time zone; use an IANA name such as 'Europe/Berlin' or 'UTC'"
-        ) from None
+    time_zone(timezone)
     if not 1 <= horizon_hours <= WEEK:
         raise ValueError(
             f"horizon_hours={horizon_hours}: forecast 1 to {WEEK} hours ahead (the baseline, the same "
@@ -111,7 +106,7 @@ def _series(hourly: pa.Table, timezone: str, ahead: int = 0) -> tuple[np.ndarray
 
 def _calendar(hours: np.ndarray, timezone: str) -> Calendar:
     """Hour of day and weekday (Monday 0) of each UTC hour, in `timezone`."""
-    zone = ZoneInfo(timezone)
+    zone = time_zone(timezone)
     seconds = hours.astype("datetime64[s]").astype(np.int64).tolist()
     local = [datetime.fromtimestamp(s, UTC).astimezone(zone) for s in seconds]
     return np.array([t.hour for t in local]), np.array([t.weekday() for t in local])

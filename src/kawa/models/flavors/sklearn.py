@@ -1,5 +1,8 @@
 """The scikit-learn flavor: any classifier or regressor, saved with skops (data, never a pickle).
 
+An outlier detector (IsolationForest, OneClassSVM, LocalOutlierFactor(novelty=True)) is a regressor of
+its anomaly score, `-score_samples`, higher for more unusual rows; fitting it ignores the label values.
+
 Loading trusts skops' own list of safe types and classes defined inside the installed scikit-learn
 package (e.g. the tree objects of HistGradientBoosting); any other type or function named in the
 file (`os.system`, `sklearn.datasets.dump_svmlight_file`, a class from another package) makes loading
@@ -43,6 +46,7 @@ class SklearnFlavor(Flavor):
         self.task: Task = task
         self.n_classes = n_classes
         self._linear: tuple[np.ndarray, float] | None = _linear_terms(estimator, task, n_classes)
+        self._outlier = task == "regression" and _is_outlier_detector(estimator)
         if task == "classification" and not hasattr(estimator, "predict_proba"):
             raise BundleError(
                 f"{type(estimator).__name__} has no predict_proba, so it cannot give probabilities; "
@@ -67,7 +71,7 @@ class SklearnFlavor(Flavor):
 
         if is_classifier(estimator):
             return "classification"
-        return "regression" if is_regressor(estimator) else None
+        return "regression" if is_regressor(estimator) or _is_outlier_detector(estimator) else None
 
     @classmethod
     def fit(
@@ -91,6 +95,8 @@ class SklearnFlavor(Flavor):
             weights, intercept = self._linear
             z = X @ weights + intercept
             return _expit(z) if self.task == "classification" else z
+        if self._outlier:
+            return -np.asarray(self.estimator.score_samples(X), dtype=np.float64)
         if self.task == "regression":
             return np.asarray(self.estimator.predict(X), dtype=np.float64)
         proba = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
@@ -201,6 +207,12 @@ def _linear_terms(estimator: Any, task: Task, n_classes: int) -> tuple[np.ndarra
     if intercept.size > 1:
         return None
     return np.ascontiguousarray(coef), float(intercept[0]) if intercept.size else 0.0
+
+
+def _is_outlier_detector(estimator: Any) -> bool:
+    from sklearn.base import is_outlier_detector
+
+    return bool(is_outlier_detector(estimator))
 
 
 def _is_sklearn_class(name: str) -> bool:
