@@ -15,14 +15,17 @@ from kawa.models.bundle import Bundle, Prediction
 from kawa.models.errors import BundleError, ModelNotFoundError, RowError
 from kawa.models.flavors import Flavor, Hints, register_flavor
 from kawa.models.flavors.torch import SequenceCNN
+from kawa.models.images import Image
 from kawa.models.records import ModelSummary, ModelVersion
 from kawa.models.registry import Registry
+from kawa.models.text import Text
 
 __all__ = [
     "Bundle",
     "BundleError",
     "Flavor",
     "Hints",
+    "Image",
     "ModelNotFoundError",
     "ModelSummary",
     "ModelVersion",
@@ -30,5 +33,6 @@ __all__ = [
     "Registry",
     "RowError",
     "SequenceCNN",
+    "Text",
     "register_flavor",
 ]

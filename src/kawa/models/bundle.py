@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 
 from kawa import __version__
 from kawa.models import metrics
-from kawa.models.columns import Encoding, Kind, NumericColumn, Unknown, to_numpy
+from kawa.models.columns import Encoding, NumericColumn, Unknown, to_numpy
 from kawa.models.errors import BundleError, RowError
 from kawa.models.flavors import Flavor, Task, flavor_for, get_flavor
-from kawa.models.preprocess import Preprocessor, TableLike, as_arrow
+from kawa.models.preprocess import KindSpec, Preprocessor, TableLike, as_arrow
 from kawa.stores.artifacts import ArtifactStore
 
 FORMAT = "kawa-bundle/1"
@@ -32,6 +32,8 @@ MANIFEST = "bundle.json"
 # Rows encoded at once by predict_table: big enough to amortise per-call costs, small enough that
 # the feature matrix stays in cache-friendly sizes and memory stays flat for tables of any length.
 BATCH_ROWS = 262_144
+# Wide inputs (text n-grams, image pixels) get fewer rows per batch: at most this many matrix cells (256 MB).
+BATCH_CELLS = 32_000_000
 
 Prediction = float | dict[Any, float]
 
@@ -74,7 +76,7 @@ class Bundle:
         estimator: object,
         task: Task | None = None,
         features: Sequence[str] | None = None,
-        kinds: Mapping[str, Kind] | None = None,
+        kinds: Mapping[str, KindSpec] | None = None,
         unknown: Unknown = "missing",
         encoding: Encoding | None = None,
         scale: bool | None = None,
@@ -86,8 +88,9 @@ class Bundle:
         """Learn the preprocessing from `table`, then fit a copy of `estimator` on it.
 
         `features` defaults to every column but `label`; `kinds` declares a column's kind where its
-        type says otherwise (e.g. an integer zip code is "categorical"). `encoding` and `scale`
-        default to what suits the estimator (ordinal codes and no scaling for trees).
+        type says otherwise (e.g. an integer zip code is "categorical"); free text is "text" (TF-IDF of
+        character n-grams, or `Text(...)` to choose them), images are "image" (or `Image(...)`).
+        `encoding` and `scale` default to what suits the estimator (ordinal codes and no scaling for trees).
         `unknown="error"` makes a category unseen in training a RowError instead of "missing".
         A list-of-strings column (kind "sequence") keeps its last `sequence_length` tokens (default:
         the longest training list, up to 50), as token ids for sequence models, else as token counts.
@@ -173,6 +176,7 @@ class Bundle:
         """Predictions for every row of a table: (n,) values, or (n, k) probabilities for multi-class."""
         data = as_arrow(table)
         out: np.ndarray | None = None
+        batch_rows = max(1, min(batch_rows, BATCH_CELLS // max(self.preprocessor.width, 1)))
         for start in range(0, data.num_rows, batch_rows):
             predicted = self.flavor.predict(self.preprocessor.transform_table(data.slice(start, batch_rows)))
             if out is None:

@@ -1,5 +1,6 @@
 """Input columns: how one human-readable field becomes numbers, learned from the training table.
-Date-times live in `dates.py`, lists of strings (sequences) in `sequences.py`.
+Date-times live in `dates.py`, lists of strings (sequences) in `sequences.py`, free text in `text.py`,
+images in `images.py`.
 
 Each column encodes a whole Arrow column at once (`encode_array`, for batch prediction) and one JSON
 value (`encode_value`, for the single-row path); both write into the same slots of a float64 matrix
@@ -19,8 +20,8 @@ import pyarrow.compute as pc
 
 from kawa.models.errors import BundleError, RowError
 
-Kind = Literal["numeric", "categorical", "boolean", "datetime", "sequence"]
-KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean", "datetime", "sequence")
+Kind = Literal["numeric", "categorical", "boolean", "datetime", "sequence", "text", "image"]
+KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean", "datetime", "sequence", "text", "image")
 Encoding = Literal["onehot", "ordinal"]
 Unknown = Literal["missing", "error"]
 

@@ -23,9 +23,13 @@ from kawa.models.columns import (
 )
 from kawa.models.dates import DatetimeColumn
 from kawa.models.errors import BundleError, RowError
+from kawa.models.images import Image, ImageColumn
 from kawa.models.sequences import SequenceColumn, SequenceEncoding
+from kawa.models.text import Text, TextColumn
 
 TableLike = Any  # a pyarrow Table or RecordBatch, or a pandas DataFrame
+# A column's kind by name, or with its settings: Text(...) for free text, Image(...) for images.
+KindSpec = Kind | Text | Image
 
 
 def as_arrow(table: TableLike) -> pa.Table:
@@ -58,7 +62,7 @@ class Preprocessor:
         table: pa.Table,
         *,
         features: Sequence[str],
-        kinds: Mapping[str, Kind] | None = None,
+        kinds: Mapping[str, KindSpec] | None = None,
         encoding: Encoding = "onehot",
         scale: bool = True,
         unknown: Unknown = "missing",
@@ -73,17 +77,23 @@ class Preprocessor:
         whether lists become token ids (sequence models) or token counts (any other estimator).
         """
         kinds = dict(kinds or {})
-        for name, kind in kinds.items():
-            if kind not in KINDS:
-                raise BundleError(f"kind {kind!r} of column {name!r} is not one of {', '.join(KINDS)}")
+        for name, declared in kinds.items():
+            if not isinstance(declared, Text | Image) and declared not in KINDS:
+                raise BundleError(f"kind {declared!r} of column {name!r} is not one of {', '.join(KINDS)}")
         columns: list[Column] = []
         for name in features:
             if name not in table.column_names:
                 raise BundleError(f"feature {name!r} is not a column of the training table")
             array = table.column(name)
-            kind = kinds.get(name) or infer_kind(name, array.type)
+            spec = kinds.get(name) or infer_kind(name, array.type)
+            kind: str = spec.kind if isinstance(spec, Text | Image) else spec
             try:
-                if kind == "numeric":
+                if kind == "text":
+                    columns.append(TextColumn.learn(name, array, spec if isinstance(spec, Text) else Text()))
+                elif kind == "image":
+                    image = spec if isinstance(spec, Image) else Image()
+                    columns.append(ImageColumn.learn(name, array, image))
+                elif kind == "numeric":
                     columns.append(NumericColumn.learn(name, array, scale=scale))
                 elif kind == "boolean":
                     columns.append(BooleanColumn.learn(name, array, scale=False))
@@ -217,6 +227,10 @@ def column_from_json(data: dict[str, Any]) -> Column:
             if not all(type(t) is str for t in tokens):
                 raise ValueError("tokens must be strings")
             return SequenceColumn(name, tokens, length, data["encoding"])
+        if kind == "text":
+            return TextColumn.from_json(data)
+        if kind == "image":
+            return ImageColumn.from_json(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"malformed column in bundle.json ({exc}): {str(data)[:200]}") from None
     raise BundleError(f"unknown column kind {kind!r} in bundle.json; expected one of {', '.join(KINDS)}")
