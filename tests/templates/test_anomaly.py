@@ -10,7 +10,9 @@ import doctest
 import math
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -24,7 +26,7 @@ from kawa.runtime import Runtime
 from kawa.segments import find_segment, run_segment
 from kawa.serving.store import PredictionStore
 from kawa.templates import anomaly as template
-from kawa.templates.anomaly import FEATURES, MODEL, anomaly, quiet_bots
+from kawa.templates.anomaly import FEATURES, FEATURES_SQL, MODEL, anomaly, quiet_bots
 from kawa.templates.catalog import templates
 from kawa.warehouse.load import write_table
 from tests.features._events import events_table, write_events
@@ -107,6 +109,24 @@ def test_features_follow_a_visitor_into_its_account_and_time_gaps_within_session
     human_cv = [r["log_gap_cv"] for r in rows if r["member_id"] not in bots and r["log_gap_cv"] is not None]
     assert np.median(human_cv) > math.log(0.5)
     assert all(by_id[b]["visitors_per_session"] == 1.0 for b in bots)
+
+
+def test_nights_are_counted_in_the_time_zone_asked_for(
+    run: RunRecord, runtime: Runtime, shop_events: list[dict], bots: set[str]
+) -> None:
+    users = Counter(e["keys"].get("user_id") for e in shop_events)
+    shopper = next(u for u, _ in users.most_common() if u is not None and u not in bots)
+    times = [
+        datetime.fromisoformat(e["sync_date"]) for e in shop_events if e["keys"].get("user_id") == shopper
+    ]
+    shares = {}
+    for zone in ("UTC", "Asia/Tokyo"):
+        rows = runtime.warehouse().query(FEATURES_SQL, [min(times) - timedelta(days=1), zone]).to_pylist()
+        shares[zone] = next(r for r in rows if r["member_id"] == shopper)["night_share"]
+        assert shares[zone] == pytest.approx(
+            sum(t.astimezone(ZoneInfo(zone)).hour < 6 for t in times) / len(times)
+        )
+    assert shares["UTC"] != pytest.approx(shares["Asia/Tokyo"])
 
 
 def test_the_registered_bundle_scores_members_and_the_top_share_is_flagged(
