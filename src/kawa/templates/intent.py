@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from kawa.models import Bundle, Registry, SequenceCNN
 from kawa.pipelines import Pipeline, RunContext, step
 from kawa.streaming import Match, StreamView, stream, stream_features_at
+from kawa.templates.catalog import Template
 from kawa.triggers import Trigger
 from kawa.warehouse import Warehouse
 
@@ -206,4 +207,12 @@ intent = Pipeline(
         "promote_to": "production",
     },
     description="Purchase intent from the session's page sequence (CNN), served on every view",
+)
+
+TEMPLATE = Template(
+    name="intent",
+    summary="will this session buy? a CNN over the pages viewed so far, scored in real time on every view",
+    pipelines=("intent",),
+    extras=("session_pages", "intent_on_view"),
+    needs="kawa[torch]",
 )

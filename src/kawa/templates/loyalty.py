@@ -26,6 +26,7 @@ from kawa.models.metrics import classification_metrics
 from kawa.pipelines import Pipeline, RunContext, step
 from kawa.serving.batch import batch_predict
 from kawa.serving.store import PredictionStore
+from kawa.templates.catalog import Template
 from kawa.warehouse.load import write_table
 
 MODEL = "loyalty"
@@ -186,4 +187,11 @@ loyalty = Pipeline(
         "coupon_threshold": 0.5,
     },
     description="Loyal-customer score: purchase within 14 days; coupon A for high scores, B for the rest",
+)
+
+TEMPLATE = Template(
+    name="loyalty",
+    summary="will a user buy in the next 14 days? a LightGBM score per user that picks coupon A or B",
+    pipelines=("loyalty",),
+    extras=("BOUGHT",),
 )

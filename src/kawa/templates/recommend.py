@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from kawa.pipelines import Pipeline, RunContext, step
 from kawa.recommend import Options, evaluate, fit
 from kawa.recommend.store import publish
+from kawa.templates.catalog import Template
 
 TABLES = ("item_similarity", "user_recommendations", "popular_items")
 
@@ -138,4 +139,10 @@ recommendations = Pipeline(
         "factors": 0,
     },
     description="Item-to-item collaborative filtering: similar items and each user's top-N, with a holdout",
+)
+
+TEMPLATE = Template(
+    name="recommendations",
+    summary="item-to-item collaborative filtering in SQL: each user's top N items, served per user",
+    pipelines=("recommendations",),
 )
