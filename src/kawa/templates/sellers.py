@@ -173,6 +173,19 @@ def ranking_metrics(prefix: str, y: np.ndarray, score: np.ndarray) -> dict[str, 
     }
 
 
+def rankings(
+    prefix: str, y: np.ndarray, seller_ids: np.ndarray, scores: np.ndarray
+) -> dict[str, float | None]:
+    """`ranking_metrics` of the items, and of their sellers (`<prefix>seller_auc`...): a seller's score is
+    the mean of its items' scores, and it is suspicious if any of its items is labelled so."""
+    _, seller_score = seller_means(seller_ids, scores)
+    _, seller_y = seller_means(seller_ids, y.astype(float))
+    return {
+        **ranking_metrics(prefix, y, scores),
+        **ranking_metrics(f"{prefix}seller_", (seller_y > 0).astype(np.int64), seller_score),
+    }
+
+
 def seller_means(sellers: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct sellers, and the mean of `values` over each one's items."""
     names, index = np.unique(sellers, return_inverse=True)
@@ -226,11 +239,7 @@ def evaluated(ctx: RunContext, items: pa.Table, folds: int, seed: int) -> dict[s
         )
     metrics: dict[str, Any] = {"folds": folds}
     for prefix, features in (("", FEATURES), ("baseline_", BASELINE)):
-        scores = out_of_fold(labelled, features, folds, seed)
-        metrics.update(ranking_metrics(prefix, y, scores))
-        _, seller_score = seller_means(seller_ids, scores)
-        _, seller_y = seller_means(seller_ids, y.astype(float))
-        metrics.update(ranking_metrics(f"{prefix}seller_", (seller_y > 0).astype(np.int64), seller_score))
+        metrics.update(rankings(prefix, y, seller_ids, out_of_fold(labelled, features, folds, seed)))
     metrics["k_items"], metrics["k_sellers"] = int(y.sum()), suspicious
     print(f"{'out of fold, by seller':<26}{'model':>10}{'baseline':>10}")
     for name in ("auc", "average_precision", "precision_at_k"):
