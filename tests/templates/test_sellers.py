@@ -59,6 +59,7 @@ def truth(runtime: Runtime) -> set[str]:
     return set(rows.column("seller_id").to_pylist())
 
 
+@pytest.mark.slow
 def test_the_model_beats_the_price_baseline_out_of_fold_and_is_promoted(
     run: RunRecord, runtime: Runtime
 ) -> None:
@@ -80,6 +81,7 @@ def test_the_model_beats_the_price_baseline_out_of_fold_and_is_promoted(
     assert title["kind"] == "text" and title["analyzer"] == "char_wb"
 
 
+@pytest.mark.slow
 def test_every_item_and_seller_is_scored_and_published(run: RunRecord, runtime: Runtime) -> None:
     assert run.status == "succeeded", run.error
     warehouse = runtime.warehouse()
@@ -114,6 +116,7 @@ def test_folds_never_split_a_seller(runtime: Runtime) -> None:
     assert (scored == 1).all()
 
 
+@pytest.mark.slow
 def test_a_seller_nobody_labelled_is_found_from_its_listings(run: RunRecord, runtime: Runtime) -> None:
     """Labels of one suspicious seller and half the others are withheld: the model learns from the rest,
     and still ranks the unlabelled suspicious seller among the top three."""
@@ -130,6 +133,7 @@ def test_a_seller_nobody_labelled_is_found_from_its_listings(run: RunRecord, run
         assert registry.resolve("shop", MODEL, "production") == 1  # promote_to="" leaves it alone
 
 
+@pytest.mark.slow
 def test_bad_catalogues_and_labels_are_explained(runtime: Runtime) -> None:
     without_title = "SELECT item_id, category, price, seller_id FROM demo_items"
     failed = run_pipeline(runtime, suspicious_sellers, {"items_sql": without_title, "promote_to": ""})
