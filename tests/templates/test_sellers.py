@@ -139,9 +139,18 @@ def test_bad_catalogues_and_labels_are_explained(runtime: Runtime) -> None:
     failed = run_pipeline(runtime, suspicious_sellers, {"items_sql": without_title, "promote_to": ""})
     assert failed.status == "failed"
     assert "items_sql returns item_id, category, price, seller_id but not title" in (failed.error or "")
+    twice = f"{ITEMS} UNION ALL {ITEMS} LIMIT 700"
+    failed = run_pipeline(runtime, suspicious_sellers, {"items_sql": twice, "promote_to": ""})
+    assert "items_sql returns 700 rows for 600 item_ids; return one row per item" in (failed.error or "")
     one_kind = "SELECT item_id, false AS label FROM demo_items"
     failed = run_pipeline(runtime, suspicious_sellers, {"labels_sql": one_kind, "promote_to": ""})
     assert failed.status == "failed" and "labelled items of labels_sql are all clean" in (failed.error or "")
+
+
+def test_an_item_labelled_twice_is_one_row_mass_produced_if_any_label_says_so(runtime: Runtime) -> None:
+    both = f"{LABELS} UNION ALL SELECT item_id, false AS label FROM demo_items"
+    table = item_features(runtime.warehouse(), ITEMS, both, 28)
+    assert table.num_rows == 600 and table.column(LABEL).to_pylist().count(1) == 24
 
 
 def test_precision_at_k_counts_positives_among_the_top_k() -> None:

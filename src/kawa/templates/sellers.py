@@ -67,11 +67,18 @@ BASELINE = ("price",)
 # other title of the same seller: re-listings of one product are near twins, a seller's distinct
 # products are not. Activity counts the `days` before the newest event.
 ITEM_FEATURES = """
-WITH catalogue AS ({items}),
-labels AS ({labels}),
+WITH catalogue AS (
+    SELECT item_id::VARCHAR AS item_id, title::VARCHAR AS title, category::VARCHAR AS category,
+           price::DOUBLE AS price, seller_id::VARCHAR AS seller_id
+    FROM ({items})
+),
+-- An item labelled more than once is mass-produced if any label says so.
+labels AS (
+    SELECT item_id::VARCHAR AS item_id, max(CAST(label AS INTEGER)) AS label FROM ({labels}) GROUP BY 1
+),
 newest AS (SELECT max(sync_date) AS t FROM events),
 activity AS (
-    SELECT item_id,
+    SELECT item_id::VARCHAR AS item_id,
            count(*) FILTER (WHERE event_name = 'view') AS views,
            count(DISTINCT keys.visitor_id) FILTER (WHERE event_name = 'view') AS viewers,
            count(DISTINCT keys.visitor_id) FILTER (WHERE event_name = 'purchase') AS buyers
@@ -90,12 +97,12 @@ twins AS (
     GROUP BY 1
 ),
 items AS (
-    SELECT c.item_id::VARCHAR AS item_id, c.seller_id::VARCHAR AS seller_id, c.title, c.category,
-           c.price::DOUBLE AS price, c.price / nullif(p.category_price, 0) AS price_ratio,
+    SELECT c.item_id, c.seller_id, c.title, c.category, c.price,
+           c.price / nullif(p.category_price, 0) AS price_ratio,
            length(c.title)::DOUBLE AS title_chars, coalesce(t.title_twin, 0.0) AS title_twin,
            coalesce(a.views, 0)::DOUBLE AS views,
            coalesce(a.buyers, 0) / greatest(coalesce(a.viewers, 0), 1)::DOUBLE AS buyers_per_viewer,
-           CAST(l.label AS INTEGER) AS label
+           l.label
     FROM catalogue c
     LEFT JOIN category_prices p USING (category)
     LEFT JOIN twins t ON t.item_id = c.item_id
@@ -149,6 +156,12 @@ def item_features(warehouse: Warehouse, items_sql: str, labels_sql: str, days: i
     table = warehouse.query(ITEM_FEATURES.format(items=items_sql, labels=labels_sql, days=int(days)))
     if table.num_rows == 0:
         raise ValueError("items_sql returns no items; point it at the shop's item catalogue")
+    distinct = pc.count_distinct(table.column("item_id")).as_py()
+    if distinct != table.num_rows:
+        raise ValueError(
+            f"items_sql returns {table.num_rows} rows for {distinct} item_ids; return one row per item "
+            "(e.g. the newest version of each listing)"
+        )
     return table
 
 
