@@ -18,6 +18,7 @@ from kawa.cli import (
     sandbox,
     segments,
     serve,
+    templates,
     triggers,
     warehouse,
 )
@@ -44,6 +45,7 @@ sandbox.register(app)
 deploy.register(app)
 bandits.register(app)
 segments.register(app)
+templates.register(app)
 
 
 def main() -> None:

@@ -47,8 +47,14 @@ def init_project(folder: Path, project: str) -> tuple[Path, Config]:
 def init(
     folder: Annotated[Path, typer.Argument(help="Folder for kawa.yaml (created if missing)")] = Path("."),
     project: Annotated[str, typer.Option(help="Name of the first project")] = "default",
+    template: Annotated[str | None, typer.Option(help="Start from a template (`kawa templates`)")] = None,
+    force: Annotated[bool, typer.Option(help="With --template: replace its file if there")] = False,
 ) -> None:
     """Create kawa.yaml with a project and its write, read and admin keys, and print the keys."""
+    if template is not None:
+        from kawa.cli.templates import init_from_template
+
+        return init_from_template(folder, project, template, force)
     try:
         path, config = init_project(folder, project)
     except (FileExistsError, ProjectNameError) as exc:
