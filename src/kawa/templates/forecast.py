@@ -5,13 +5,14 @@ target day and lag features known at the origin: demand on the same weekday 7 an
 7- and 28-day means, the same-weekday mean of the last 4 weeks, the category's weekday profile) ->
 evaluate on a time-split holdout: a LightGBM model fitted on targets up to 14 days before the newest
 day forecasts those 14 days from there, next to the seasonal-naive baseline (the same weekday of the
-last week known); WAPE and MAPE (MAPE over the days with demand > 0) per item-day and per
-category-day, printed side by side and logged -> refit on every day, register and promote ->
-forecast the next 14 days, write `demand_forecast` (item_id, day, forecast) and
-`demand_forecast_category` (category, day, forecast), publish each item's 14 values (day after the
-newest day first) to the prediction store as model `demand_forecast` -> compare the forecast with the
-stock on hand (`stock_sql`: the demo shop's `demo_items` by default) and write `stock_cover`: an item
-whose stock lasts over `overstock_days` at the forecast rate is over-stocked.
+last week known); WAPE and MAPE (MAPE over the days with demand > 0) per item-day, per category-day
+and of each item's units over the holdout (what stock planning sums), printed side by side and
+logged -> refit on every day, register and promote -> forecast the next 14 days, write
+`demand_forecast` (item_id, day, forecast) and `demand_forecast_category` (category, day, forecast),
+publish each item's 14 values (day after the newest day first) to the prediction store as model
+`demand_forecast` -> compare the forecast with the stock on hand (`stock_sql`: the demo shop's
+`demo_items` by default) and write `stock_cover`: an item whose stock lasts over `overstock_days`
+at the forecast rate is over-stocked.
 
 The `overstock_viewers` segment then picks the signed-in users who viewed an over-stocked item in the
 last 7 days of events (a coupon for it) and exports them as CSV under `exports/` of the project:
@@ -19,8 +20,9 @@ last 7 days of events (a coupon for it) and exports them as CSV under `exports/`
 
 Adapt it by editing `DEMAND_SQL` / `ITEMS_SQL` (what a unit of demand is, which items) and the
 parameters; run it with `kawa pipeline run forecast` (e.g. `-p stock_sql="SELECT item_id, units AS
-stock FROM inventory"`). Per-item daily demand is sparse (most items sell 0 or 1 a day), so an item's
-WAPE stays near 1 for any forecast; the category level shows the model's gain more plainly.
+stock FROM inventory"`). Per-item daily demand is sparse (most items sell 0 or 1 a day), so item-day
+WAPE stays near 1 for any forecast; categories and items' 14-day totals show the model's gain more
+plainly.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ SHOWN = (
     ("item-day MAPE*", "mape"),
     ("category-day WAPE", "category_wape"),
     ("category-day MAPE*", "category_mape"),
+    ("item holdout-total WAPE", "total_wape"),
 )
 
 
@@ -185,10 +188,10 @@ def errors(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return {"wape": wape, "mape": mape}
 
 
-def _by_category(rows: pa.Table, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Sums of each of `values` per (category, day) of `rows`, in one order."""
-    table = pa.table({"category": rows.column("category"), "day": rows.column("day"), **values})
-    summed = table.group_by(["category", "day"]).aggregate([(name, "sum") for name in values])
+def _summed(rows: pa.Table, keys: list[str], values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Sums of each of `values` per `keys` of `rows` (e.g. category and day), in one order."""
+    table = pa.table({**{k: rows.column(k) for k in keys}, **values})
+    summed = table.group_by(keys).aggregate([(name, "sum") for name in values])
     return {name: summed.column(f"{name}_sum").to_numpy() for name in values}
 
 
@@ -210,7 +213,12 @@ def evaluated(
         "baseline": holdout.column("seasonal_naive").to_numpy(zero_copy_only=False).astype(float),
     }
     metrics: dict[str, float] = {}
-    for level, series in (("", values), ("category_", _by_category(holdout, values))):
+    levels = {
+        "": values,
+        "category_": _summed(holdout, ["category", "day"], values),
+        "total_": _summed(holdout, ["item_id"], values),  # each item's units over the whole holdout
+    }
+    for level, series in levels.items():
         for who, prefix in (("model", ""), ("baseline", "baseline_")):
             for name, value in errors(series["actual"], series[who]).items():
                 metrics[f"{prefix}{level}{name}"] = value
