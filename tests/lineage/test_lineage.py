@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from kawa.cli import app
 from kawa.lineage import Dataset, LineageGraph, LineageStore, impact
 from kawa.pipelines import RunRecord, run_pipeline
+from kawa.pipelines.cache import StepResults
 from kawa.runtime import Runtime
 from tests.lineage.shop import DAY, ingest, kpis, raw_orders, score, train
 
@@ -117,10 +118,17 @@ def test_impact_shows_what_is_blocked_failing_or_stale(runtime: Runtime) -> None
     for pipeline in (kpis, train, score):
         assert run_pipeline(runtime, pipeline, logical_date=DAY).succeeded
     assert {status for status, _ in _impact(runtime, "table", "orders").values()} == {"ok"}
+    # Training again on unchanged inputs reuses the cached step: no new version, nothing goes stale.
+    again = run_pipeline(runtime, train, logical_date=DAY)
+    assert StepResults(runtime).get(again.run_id)["fit"]["cached_from"] is not None
+    assert {status for status, _ in _impact(runtime, "model", "forecast").values()} == {"ok"}
     # A new model version makes the pipeline that loaded the old one stale.
-    assert run_pipeline(runtime, train, logical_date=DAY).succeeded
+    assert run_pipeline(runtime, train, logical_date=DAY, cache=False).succeeded
     after = _impact(runtime, "model", "forecast")
-    assert after["pipeline score"][0] == "stale" and "newer version (2)" in after["pipeline score"][1]
+    assert after["pipeline score"] == (
+        "stale",
+        "model forecast has a newer version (3) than the one it loaded (2)",
+    )
 
 
 def test_kawa_lineage_prints_upstream_downstream_and_impact(runtime: Runtime) -> None:

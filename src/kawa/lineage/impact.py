@@ -109,15 +109,25 @@ def _changed_inputs(node: PipelineNode, graph: LineageGraph, lake_root: Path, pr
             if versions and now not in versions:
                 notes.append(f"read {dataset} at version {max(versions, key=int)}, now at {now}")
             continue
-        newer = [
-            e
-            for e in graph.all_edges
-            if e.direction == "write"
-            and e.kind == dataset.kind
-            and e.name == dataset.name
-            and read_at is not None
-            and e.recorded_at > read_at
-        ]
-        if newer:
-            notes.append(f"{dataset} has a newer version ({newer[-1].version}) than the one it loaded")
+        # Compared by version, not by when a write was recorded: a cached rerun of the training step
+        # records its earlier write again, of the version already loaded, and that is nothing new.
+        loaded = max((_number(e.version) for e in edges), default=None)
+        newest = max(
+            (
+                _number(e.version)
+                for e in graph.all_edges
+                if e.direction == "write" and e.kind == dataset.kind and e.name == dataset.name
+            ),
+            default=None,
+        )
+        if read_at is not None and loaded is not None and newest is not None and newest > loaded:
+            notes.append(f"{dataset} has a newer version ({newest}) than the one it loaded ({loaded})")
     return notes
+
+
+def _number(version: str | None) -> int:
+    """A model version as a number (-1 when unknown)."""
+    try:
+        return int(version) if version is not None else -1
+    except ValueError:
+        return -1
