@@ -91,8 +91,9 @@ def test_a_template_that_clashes_with_the_project_changes_nothing(tmp_path: Path
     before = config.read_text()
     with pytest.raises(
         TemplateError, match="does not fit this project, so nothing was changed: two pipelines"
-    ):
+    ) as refused:
         install("rfm", config)
+    assert str(refused.value).endswith("drop the import of kawa.templates.rfm from the other file")
     assert config.read_text() == before and not (tmp_path / "rfm.py").exists()
     with pytest.raises(TemplateError, match=r"no template named 'nope'; templates: .*forecast"):
         install("nope", config)

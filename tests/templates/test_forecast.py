@@ -5,6 +5,7 @@ served per item, and the users who viewed an over-stocked item go out as a CSV s
 from __future__ import annotations
 
 import csv
+import doctest
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,7 @@ from kawa.pipelines import RunRecord, run_pipeline
 from kawa.runtime import Runtime
 from kawa.segments import run_segment
 from kawa.serving.store import PredictionStore
+from kawa.templates import forecast as template
 from kawa.templates.forecast import (
     FEATURES,
     MODEL,
@@ -172,3 +174,8 @@ def test_short_histories_and_bad_stock_sql_are_explained(runtime: Runtime, tmp_p
     failed = run_pipeline(runtime, forecast, {"stock_sql": "SELECT item_id FROM inventory"})
     assert failed.status == "failed"
     assert "stock_sql failed" in (failed.error or "") and "-p stock_sql=''" in (failed.error or "")
+
+
+def test_the_docstring_examples_run() -> None:
+    result = doctest.testmod(template)
+    assert result.attempted > 0 and result.failed == 0

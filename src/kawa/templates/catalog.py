@@ -130,7 +130,7 @@ def install(name: str, config_path: Path, *, force: bool = False) -> Installed:
     from kawa.config import load_config
     from kawa.project_code import load
 
-    template, _ = find(name)
+    template, module_name = find(name)
     target = config_path.parent / f"{template.name}.py"
     before = target.read_text() if target.exists() else None
     if before is not None and not force:
@@ -147,15 +147,17 @@ def install(name: str, config_path: Path, *, force: bool = False) -> Installed:
             config_path.write_text(updated)
             listed = True
         load(load_config(config_path))
-    except Exception as exc:
+    except Exception as exc:  # whatever the project's code raised on import: put both files back first
         config_path.write_text(config_text)
         if before is None:
             target.unlink()
         else:
             target.write_text(before)
+        hint = f" (it needs {template.needs})" if template.needs else ""
+        if re.search(r"two \w+s are named", str(exc)):
+            hint = f"; to use the copy instead, drop the import of {module_name} from the other file"
         raise TemplateError(
-            f"the {name} template does not fit this project, so nothing was changed: {exc}"
-            + (f" (it needs {template.needs})" if template.needs else "")
+            f"the {name} template does not fit this project, so nothing was changed: {exc}{hint}"
         ) from exc
     return Installed(template, target, replaced=before is not None, listed=listed)
 
