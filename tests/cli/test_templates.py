@@ -19,6 +19,8 @@ from kawa.warehouse.load import write_table
 from tests.conftest import kawa as kawa_cli
 from tests.features._events import events_table, write_events
 
+pytestmark = pytest.mark.slow  # each runs a pipeline on a generated shop
+
 SHOP = ShopConfig(users=200, days=40, items=80, visitors=50, seed=3)
 
 

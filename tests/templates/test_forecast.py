@@ -32,6 +32,8 @@ from kawa.templates.forecast import (
 from tests.features._events import new_warehouse
 from tests.templates._shop import shop_project
 
+pytestmark = pytest.mark.slow  # each runs a pipeline on a generated shop
+
 # Measured over seeds 1-7 at this size: item-day WAPE 0.14-0.26 under the baseline's, category-day WAPE
 # 0.09-0.17 under, item-day MAPE 0.17-0.33 under; every truly over-stocked item flagged.
 SHOP = ShopConfig(users=500, days=49, items=120, visitors=100, seed=7)

@@ -18,6 +18,8 @@ from kawa.serving.store import PredictionStore
 from kawa.templates.rfm import MODEL, rfm
 from tests.templates._shop import shop_project
 
+pytestmark = pytest.mark.slow  # each runs a pipeline on a generated shop
+
 # Measured over seeds 1-7 at this size: the clusters explain 0.019-0.056 more of the hidden loyalty
 # score's variance than 4 spend quantiles.
 SHOP = ShopConfig(users=1000, days=28, items=100, visitors=100, seed=7)
