@@ -101,6 +101,24 @@ ENTRIES: list[Entry] = [
         "logistic regression on the counts of the same pages",
         (Row("holdout AUC, session buys later", "auc", "baseline_auc"),),
     ),
+    Entry(
+        "suspicious_sellers",
+        "logistic regression on the price alone; both out of fold, folds grouped by seller",
+        (
+            Row("item AUC, mass-produced", "auc", "baseline_auc"),
+            Row("item precision@k (k = mass-produced items)", "precision_at_k", "baseline_precision_at_k"),
+            Row("seller AUC, suspicious", "seller_auc", "baseline_seller_auc"),
+            Row("seller precision@k", "seller_precision_at_k", "baseline_seller_precision_at_k"),
+        ),
+    ),
+    Entry(
+        "image_classifier",
+        "logistic regression on the same pixels",
+        (
+            Row("holdout accuracy, circle or square", "accuracy", "baseline_accuracy"),
+            Row("holdout AUC", "auc", "baseline_auc"),
+        ),
+    ),
 ]
 
 

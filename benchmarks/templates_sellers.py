@@ -1,20 +1,17 @@
-"""Model quality of the suspicious-sellers and image-classifier templates.
+"""What each part of the suspicious-sellers template brings: the shipped model, its baseline, and ablations.
 
     python -m benchmarks.templates_sellers                  # users=2000, days=60, seed=7 (`kawa demo` size)
-    python -m benchmarks.templates_sellers --seeds 7,8,9    # the spread over shops (and over image seeds)
+    python -m benchmarks.templates_sellers --seeds 7,8,9    # the spread over shops
 
-- suspicious_sellers (kawa.templates.sellers): each demo shop (`kawa.demo.generate`, 600 items, 3
-  suspicious sellers listing 24 mass-produced items) is written straight into a temporary project's
-  warehouse with its catalogue (`demo_items`), and the pipeline runs as it ships: out-of-fold AUC,
-  average precision and precision@k (k = the number of mass-produced items, or of suspicious sellers)
-  of items and sellers, folds grouped by seller, next to the price-only baseline. Two more rows take
-  the same folds over the features the pipeline wrote: without the title, and the title alone, to show
-  what each part brings.
-- image_classifier (kawa.templates.images): the pipeline as it ships (3,000 drawn circles and squares,
-  a quarter held out), with the shop seed as its seed: holdout accuracy, AUC and log loss of the
-  network next to logistic regression on the same pixels.
+Each demo shop (`kawa.demo.generate`, 600 items, 3 suspicious sellers listing 24 mass-produced items) is
+written straight into a temporary project's warehouse with its catalogue (`demo_items`), and the
+`suspicious_sellers` pipeline (kawa.templates.sellers) runs as it ships: out-of-fold AUC, average
+precision and precision@k (k = the number of mass-produced items, or of suspicious sellers) of items and
+sellers, folds grouped by seller, next to the price-only baseline. Two more rows take the same folds over
+the features the pipeline wrote: without the title, and the title alone. (`benchmarks.model_quality`
+shows the shipped model and baseline next to the other templates'.)
 
-Seconds are the wall time of each pipeline run (in-process, no step cache).
+Seconds are the wall time of the pipeline run (in-process, no step cache).
 """
 
 from __future__ import annotations
@@ -35,7 +32,6 @@ from kawa.demo import ShopConfig, generate
 from kawa.demo.run import truth_tables
 from kawa.pipelines import run_pipeline
 from kawa.runtime import Runtime
-from kawa.templates.images import image_classifier
 from kawa.templates.sellers import FEATURES, LABEL, out_of_fold, rankings, suspicious_sellers
 from kawa.warehouse.load import write_table
 
@@ -88,25 +84,11 @@ def _pick(metrics: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {key: metrics.get(f"{prefix}{key}") for key in SELLERS.values() if key != "seconds"}
 
 
-def images_run(root: Path, seed: int) -> dict[str, Any]:
-    runtime = Runtime(Config(project="shop", root=str(root)))
-    try:
-        started = time.perf_counter()
-        run = run_pipeline(runtime, image_classifier, {"seed": seed}, cache=False)
-        seconds = time.perf_counter() - started
-    finally:
-        runtime.close()
-    if run.status != "succeeded":
-        raise SystemExit(f"image_classifier failed: {run.error}")
-    return {"seed": seed, "seconds": seconds, **run.metrics}
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    report: dict[str, Any] = {"machine": machine(), "config": vars(args), "sellers": [], "images": []}
+    report: dict[str, Any] = {"machine": machine(), "config": vars(args), "sellers": []}
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory(prefix="kawa-sellers-") as tmp:
-            report["sellers"].extend(sellers_run(Path(tmp) / "sellers", args, seed))
-            report["images"].append(images_run(Path(tmp) / "images", seed))
+            report["sellers"].extend(sellers_run(Path(tmp), args, seed))
     return report
 
 
@@ -119,15 +101,6 @@ SELLERS = {
     "seller P@k": "seller_precision_at_k",
     "seconds": "seconds",
 }
-IMAGES = {
-    "accuracy": "accuracy",
-    "base acc": "baseline_accuracy",
-    "AUC": "auc",
-    "base AUC": "baseline_auc",
-    "log loss": "log_loss",
-    "base loss": "baseline_log_loss",
-    "seconds": "seconds",
-}
 
 
 def show(report: dict[str, Any]) -> None:
@@ -135,9 +108,6 @@ def show(report: dict[str, Any]) -> None:
         (f"seed {r['seed']}, {r['model']}", [r[k] for k in SELLERS.values()]) for r in report["sellers"]
     ]
     print(table(sellers, list(SELLERS)))
-    print()
-    images = [(f"seed {r['seed']}", [r[k] for k in IMAGES.values()]) for r in report["images"]]
-    print(table(images, list(IMAGES)))
 
 
 def main(argv: list[str] | None = None) -> None:
