@@ -8,10 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kawa.lineage import LineageStore
 from kawa.pipelines import Pipeline, RunContext, SubprocessExecutor, run_pipeline, step
 from kawa.pipelines.cache import StepResults, cache_key
 from kawa.runtime import Runtime
 from kawa.warehouse.load import write_table
+from tests.lineage import shop
 
 DAY1 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY2 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -71,6 +73,18 @@ def test_a_rerun_for_the_same_logical_date_replaces_its_partition(runtime: Runti
         assert run_pipeline(runtime, daily, params, logical_date=DAY1, cache=False).succeeded
     assert _ran(tally) == ["orders", "kpis"] * 3
     assert _kpis(runtime) == [{"logical_date": "2026-11-01", "users": 2, "revenue": 30.0}]
+    # The day's old file and its new one change places in one manifest version: no version of the
+    # table has the day missing or twice, whoever reads it mid-rerun.
+    lake = runtime.warehouse("shop").table("daily_kpis")
+    before = lake.manifest()
+    assert run_pipeline(runtime, daily, params, logical_date=DAY1, cache=False).succeeded
+    after = lake.manifest()
+    assert after.version == before.version + 1
+    [old], [new] = (
+        [f.path for f in m.files if f.partition == {"logical_date": "2026-11-01"}] for m in (before, after)
+    )
+    assert old != new and old in [r.path for r in after.retired]
+    _ran(tally)
     _orders(runtime, [10.0, 20.0, 5.0])
     assert run_pipeline(runtime, daily, params, logical_date=DAY2, cache=False).succeeded
     assert run_pipeline(runtime, daily, params, logical_date=DAY1, cache=False).succeeded
@@ -107,6 +121,23 @@ def test_an_unchanged_step_reuses_its_earlier_result(runtime: Runtime, tmp_path:
     # Turned off for one run.
     run_pipeline(runtime, daily, params, logical_date=DAY1, cache=False)
     assert _ran(tally) == ["orders", "kpis"]
+
+
+def test_a_step_that_loaded_a_model_by_alias_runs_again_once_the_alias_points_elsewhere(
+    runtime: Runtime,
+) -> None:
+    shop.raw_orders(runtime, [10.0, 20.0])
+    for pipeline in (shop.ingest, shop.kpis, shop.train):
+        assert run_pipeline(runtime, pipeline, logical_date=shop.DAY).succeeded
+    first = run_pipeline(runtime, shop.score, logical_date=shop.DAY)
+    again = run_pipeline(runtime, shop.score, logical_date=shop.DAY)
+    assert StepResults(runtime).get(again.run_id)["predict"]["cached_from"] == first.run_id
+    # A new version of the model is trained and promoted to production: the step loads it.
+    assert run_pipeline(runtime, shop.train, logical_date=shop.DAY, cache=False).succeeded
+    third = run_pipeline(runtime, shop.score, logical_date=shop.DAY)
+    assert StepResults(runtime).get(third.run_id)["predict"]["cached_from"] is None
+    [loaded] = [e for e in LineageStore(runtime.metadata).for_run(third.run_id) if e.kind == "model"]
+    assert (loaded.name, loaded.version) == ("forecast", "2")
 
 
 def test_a_cached_result_is_not_reused_once_the_partition_it_wrote_is_gone(
