@@ -10,6 +10,7 @@ import typer
 
 from kawa.auth import ProjectNameError, Role, generate_key, generate_keys, validate_project_name
 from kawa.cli._common import config_file, console, fail, settings
+from kawa.cli.templates import ForceOption
 from kawa.config import CONFIG_NAME, Config, ProjectKeys, dump_config, load_config
 from kawa.runtime import Runtime
 
@@ -48,7 +49,7 @@ def init(
     folder: Annotated[Path, typer.Argument(help="Folder for kawa.yaml (created if missing)")] = Path("."),
     project: Annotated[str, typer.Option(help="Name of the first project")] = "default",
     template: Annotated[str | None, typer.Option(help="Start from a template (`kawa templates`)")] = None,
-    force: Annotated[bool, typer.Option(help="With --template: replace its file if there")] = False,
+    force: ForceOption = False,
 ) -> None:
     """Create kawa.yaml with a project and its write, read and admin keys, and print the keys."""
     if template is not None:
