@@ -119,6 +119,26 @@ ENTRIES: list[Entry] = [
             Row("holdout AUC", "auc", "baseline_auc"),
         ),
     ),
+    Entry(
+        "access_forecast",
+        "seasonal naive: the same hour a week before",
+        (
+            Row("hourly WAPE, 48 h ahead", "wape", "baseline_wape", lower=True),
+            Row("hourly MAPE (hours with events)", "mape", "baseline_mape", lower=True),
+            Row("p10-p90 interval coverage (0.8 expected)", "coverage_p10_p90", "coverage_p10_p90"),
+            Row("hours the p90's servers fell short", "shortfall_share", "shortfall_share"),
+            Row("server-hours saved vs a fleet for the peak", "saving", "saving"),
+        ),
+    ),
+    Entry(
+        "anomaly",
+        "event rate alone (events per active day); quietened bots: benchmarks/templates_ops",
+        (
+            Row("bots in the top 1% (precision)", "precision_top_1pct", "baseline_precision_top_1pct"),
+            Row("bots found in the top 1% (recall)", "recall_top_1pct", "baseline_recall_top_1pct"),
+            Row("bots found in the top k = bots (recall)", "recall_top_k", "baseline_recall_top_k"),
+        ),
+    ),
 ]
 
 
@@ -197,9 +217,9 @@ def show(report: dict[str, Any]) -> None:
             for row in entry.rows:
                 model, baseline = m.get(row.model), m.get(row.baseline)
                 same = row.model == row.baseline  # a figure without a baseline
-                better = (
-                    None if same or model is None or baseline is None else (model < baseline) == row.lower
-                )
+                better: bool | str | None = None
+                if not same and model is not None and baseline is not None:
+                    better = "tie" if model == baseline else (model < baseline) == row.lower
                 cells = [model, None if same else baseline, better, result["seconds"]]
                 rows.append((f"{entry.template}: {row.label}", cells))
         print(f"\nshop seed {shop['seed']} ({shop['events']:,} events)")
