@@ -31,6 +31,8 @@ from kawa.templates.catalog import templates
 from kawa.warehouse.load import write_table
 from tests.features._events import events_table, write_events
 
+pytestmark = pytest.mark.slow  # each runs a pipeline on a generated shop
+
 SHOP = ShopConfig(users=600, days=28, items=120, visitors=300, seed=1)
 
 

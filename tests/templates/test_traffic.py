@@ -32,6 +32,8 @@ from kawa.templates.traffic import (
 )
 from tests.features._events import T0, ev, events_table, write_events
 
+pytestmark = pytest.mark.slow  # each runs a pipeline on a generated shop
+
 SHOP = ShopConfig(users=400, days=35, items=120, visitors=200, seed=7)
 CAPACITY = 40.0
 
