@@ -169,6 +169,31 @@ def test_bad_starts_are_refused_and_record_nothing(served: Server) -> None:
         assert client.post("/v1/runs/0123456789/rerun").status_code == 403
 
 
+def test_a_second_start_is_refused_with_409_while_a_run_goes_unless_forced(
+    served: Server, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    with served.client("admin") as client:
+        first = client.post("/v1/pipelines/scoring/runs", json={"params": {"gate": str(gate)}})
+        run_id = first.json()["run_id"]
+        try:
+            refused = client.post("/v1/pipelines/scoring/runs", json={})
+            again = client.post(f"/v1/runs/{run_id}/rerun")
+            assert refused.status_code == 409 and again.status_code == 409, refused.text
+            error = refused.json()["error"]
+            assert f"manual run {run_id}" in error and "max_active_runs=1" in error
+            assert f"kawa runs logs {run_id} -f" in error and "--force" in error
+            forced = client.post("/v1/pipelines/scoring/runs", json={"force": True})
+            assert forced.status_code == 202, forced.text
+            assert _ended(client, forced.json()["run_id"])["status"] == "succeeded"
+        finally:
+            gate.touch()
+        assert _ended(client, run_id)["status"] == "succeeded"
+        after = client.post("/v1/pipelines/scoring/runs", json={"params": {"scale": 5}})
+        assert after.status_code == 202
+        _ended(client, after.json()["run_id"])
+
+
 def test_a_rerun_repeats_pipeline_parameters_and_experiment(served: Server) -> None:
     with served.client("admin") as client:
         first = client.post(

@@ -8,17 +8,21 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from kawa.api.auth import admin_access, read_access
-from kawa.pipelines import ParamError, RunRecord
+from kawa.pipelines import ParamError, RunLimitReached, RunRecord
 from kawa.pipelines.service import CodeUnavailable, PipelineService
 
 router = APIRouter(tags=["pipelines"])
 
 
 class StartRun(BaseModel):
-    """What a new run overrides: parameters (values, or text as after `-p name=`) and its experiment."""
+    """What a new run overrides: parameters (values, or text as after `-p name=`) and its experiment.
+
+    `force` starts it even while the pipeline already runs `max_active_runs` runs (409 otherwise).
+    """
 
     params: dict[str, Any] = Field(default_factory=dict)
     experiment: str = "default"
+    force: bool = False
 
 
 @router.get("/v1/pipelines", summary="The project's pipelines with their steps, parameters and schedules")
@@ -46,12 +50,14 @@ def get_pipeline(name: str, request: Request) -> dict[str, Any]:
     responses={
         400: {"description": "unknown or malformed parameters, or a bad experiment name"},
         404: {"description": "no such pipeline in the project's code"},
+        409: {"description": "the pipeline already runs max_active_runs runs (force: true starts it)"},
     },
 )
 def start_run(name: str, body: StartRun, request: Request, response: Response) -> dict[str, Any]:
     key = admin_access(request)
     record: RunRecord = call(
-        lambda s: s.start(key.project, name, body.params, experiment=body.experiment), request
+        lambda s: s.start(key.project, name, body.params, experiment=body.experiment, force=body.force),
+        request,
     )
     return accepted(record, response)
 
@@ -62,6 +68,8 @@ def call(action: Any, request: Request) -> Any:
         return action(PipelineService.attached(request.app))
     except CodeUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
+    except RunLimitReached as exc:
+        raise HTTPException(409, str(exc)) from None
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
     except (ParamError, ValueError) as exc:

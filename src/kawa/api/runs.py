@@ -74,11 +74,14 @@ def list_runs(
     "/v1/runs/{run_id}/rerun",
     status_code=202,
     summary="Start a new run with the pipeline, parameters and experiment of this one",
-    responses={404: {"description": "no such run, or its pipeline is gone from the code"}},
+    responses={
+        404: {"description": "no such run, or its pipeline is gone from the code"},
+        409: {"description": "the pipeline already runs max_active_runs runs (?force=true to start)"},
+    },
 )
-def rerun(run_id: str, request: Request, response: Response) -> dict[str, Any]:
+def rerun(run_id: str, request: Request, response: Response, force: bool = False) -> dict[str, Any]:
     key = admin_access(request)
-    record: RunRecord = call(lambda s: s.rerun(key.project, run_id), request)
+    record: RunRecord = call(lambda s: s.rerun(key.project, run_id, force=force), request)
     return accepted(record, response)
 
 

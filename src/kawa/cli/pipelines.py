@@ -85,11 +85,20 @@ def pipeline_run(
         bool,
         typer.Option("--in-process", help="Run the steps in this process (no timeouts or resource limits)"),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Run even while the pipeline already runs max_active_runs runs"),
+    ] = False,
 ) -> None:
-    """Run a pipeline now, a process or Ray task per step, printing steps as they end; exit 1 if it fails."""
+    """Run a pipeline now, a process or Ray task per step, printing steps as they end; exit 1 if it fails.
+
+    While the pipeline already runs `max_active_runs` runs (scheduled or manual), the run is refused
+    with exit code 1, naming them; `--force` runs it alongside them.
+    """
     from kawa.pipelines import (
         InProcessExecutor,
         ParamError,
+        RunLimitReached,
         executor_for,
         parse_assignments,
         run_pipeline,
@@ -115,8 +124,9 @@ def pipeline_run(
             on_event=_print_event,
             executor=InProcessExecutor() if in_process else executor_for(runtime.config),
             cache=not no_cache,
+            force=force,
         )
-    except (ParamError, ValueError) as exc:
+    except (ParamError, ValueError, RunLimitReached) as exc:
         raise fail(str(exc)) from None
     finally:
         runtime.close()

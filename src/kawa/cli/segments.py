@@ -97,7 +97,7 @@ def segments_run(
     ] = False,
 ) -> None:
     """Deliver a segment's new members for a day now (a manual run of its pipeline); exit 1 if it fails."""
-    from kawa.pipelines import InProcessExecutor, executor_for
+    from kawa.pipelines import InProcessExecutor, RunLimitReached, executor_for
     from kawa.runtime import Runtime
     from kawa.segments import SegmentError, run_segment
 
@@ -110,7 +110,7 @@ def segments_run(
     try:
         executor = InProcessExecutor() if in_process else executor_for(runtime.config)
         record = run_segment(runtime, segment, day=when, executor=executor)
-    except SegmentError as exc:
+    except (SegmentError, RunLimitReached) as exc:
         raise fail(str(exc)) from None
     finally:
         runtime.close()

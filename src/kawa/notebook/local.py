@@ -216,13 +216,15 @@ class LocalProject:
         in_process: bool | None = None,
         cache: bool = True,
         progress: bool = True,
+        force: bool = False,
         **params: Any,
     ) -> Run:
         """Run a pipeline of the project's code (by name) or a Pipeline object, and return its record.
 
         Keyword arguments override the pipeline's parameters. Steps run as `kawa pipeline run` runs
         them (a process each, or on Ray), unless `in_process=True` or a step is defined in the notebook
-        itself (those can only run in this process). `progress` prints each step as it ends.
+        itself (those can only run in this process). `progress` prints each step as it ends. While the
+        pipeline already runs `max_active_runs` runs, RunLimitReached says which, unless `force`.
         """
         from kawa.pipelines import InProcessExecutor, executor_for, find_pipeline, run_pipeline
 
@@ -238,6 +240,7 @@ class LocalProject:
             project=self.project,
             executor=executor,
             on_event=_printer if progress else None,
+            force=force,
         )
         return Run(self._run_store().get(record.run_id) or record)
 

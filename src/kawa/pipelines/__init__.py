@@ -18,6 +18,7 @@ pipeline parameters, or `ctx`). `kawa pipeline run loyalty -p cutoff=2026-11-01 
 
 from __future__ import annotations
 
+from kawa.pipelines.active import RunLimitReached
 from kawa.pipelines.context import RunContext
 from kawa.pipelines.executor import Executor, InProcessExecutor, StepCall, StepOutcome, executor_for
 from kawa.pipelines.handoff import StoredValue
@@ -42,6 +43,7 @@ __all__ = [
     "RayExecutor",
     "RunContext",
     "RunEvent",
+    "RunLimitReached",
     "RunPolicy",
     "RunRecord",
     "RunStore",

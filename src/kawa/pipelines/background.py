@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kawa.pipelines.active import ORPHANED
 from kawa.pipelines.run_process import output_tail, start_run_process
 from kawa.pipelines.runner import record_run
 from kawa.pipelines.runs import FAILED, FINISHED, SKIPPED, RunRecord, RunStore
@@ -57,16 +58,29 @@ class BackgroundRuns:
         *,
         experiment: str = "default",
         project: str | None = None,
+        force: bool = False,
     ) -> RunRecord:
-        """Record a manual run of `pipeline` and start it; bad parameters raise ParamError first."""
-        record = record_run(runtime, pipeline, params, experiment=experiment, project=project, kind="manual")
+        """Record a manual run of `pipeline` and start it; bad parameters raise ParamError first.
+
+        While the pipeline runs `max_active_runs` runs, RunLimitReached refuses it unless `force`.
+        """
+        record = record_run(
+            runtime, pipeline, params, experiment=experiment, project=project, kind="manual", force=force
+        )
         self._spawn(runtime, record)
         return record
 
-    def rerun(self, runtime: Runtime, pipeline: Pipeline, earlier: RunRecord) -> RunRecord:
+    def rerun(
+        self, runtime: Runtime, pipeline: Pipeline, earlier: RunRecord, *, force: bool = False
+    ) -> RunRecord:
         """Start a new run of `earlier`'s pipeline with its parameters, experiment and project."""
         return self.start(
-            runtime, pipeline, earlier.params, experiment=earlier.experiment, project=earlier.project
+            runtime,
+            pipeline,
+            earlier.params,
+            experiment=earlier.experiment,
+            project=earlier.project,
+            force=force,
         )
 
     def running(self) -> list[str]:
@@ -119,7 +133,9 @@ class BackgroundRuns:
             self._children.pop(record.run_id, None)
         try:
             now = RunStore(runtime.metadata).get(record.run_id)
-            if now is not None and now.status not in FINISHED:
+            # Reading it may have settled it as orphaned already; the exit code and output say more.
+            orphaned = now is not None and now.message is None and ORPHANED in (now.error or "")
+            if now is not None and (now.status not in FINISHED or orphaned):
                 end_unstarted(runtime, now, f"the run process exited with code {code}:\n{output_tail(out)}")
             elif now is not None and now.message is None:
                 log.warning(

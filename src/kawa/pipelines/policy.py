@@ -7,6 +7,8 @@ kawa's defaults, which every pipeline gets unless it or its step says otherwise:
 - retries: 2 for runs nobody is watching (scheduled and backfill runs), 0 for manual and test runs,
   whose user sees the failure at once; a pipeline or step that sets `retries` sets it for every kind.
 - retry_backoff_s: 60 s before the first retry, doubling before each next one.
+- max_active_runs (a pipeline setting, see `Pipeline`): 1 run at a time, of every kind; a manual
+  start beyond it is refused unless forced, a due scheduled run waits (see `kawa.pipelines.active`).
 
 A status message is sent at the end of every run, whatever its kind and ending.
 """

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kawa.lineage.store import LineageStore
 from kawa.pipelines import handoff
+from kawa.pipelines.active import limit_guard, settle_and_notify
 from kawa.pipelines.cache import CacheHit, StepResults, cache_key
 from kawa.pipelines.context import RunContext
 from kawa.pipelines.executor import Executor, InProcessExecutor, StepCall, StepOutcome
@@ -67,6 +68,7 @@ def run_pipeline(
     executor: Executor | None = None,
     on_event: Callable[[RunEvent], None] | None = None,
     cache: bool = True,
+    force: bool = False,
 ) -> RunRecord:
     """Run `pipeline` with `params` overriding its defaults, record it, and return the finished record.
 
@@ -75,7 +77,8 @@ def run_pipeline(
     as skipped. The status message goes out however the run ends (also when interrupted, before
     re-raising). `executor` defaults to running steps in this process; `kawa pipeline run` and the
     scheduler pass a `SubprocessExecutor`. `cache=False` runs every step even if its result could be
-    reused.
+    reused. A manual run is refused (RunLimitReached) while the pipeline runs `max_active_runs` runs,
+    unless `force` (see `record_run`).
     """
     values = pipeline.resolve_params(params)
     record = record_run(
@@ -86,6 +89,7 @@ def run_pipeline(
         project=project,
         kind=kind,
         logical_date=logical_date,
+        force=force,
     )
     return run_recorded(runtime, pipeline, record, values, executor=executor, on_event=on_event, cache=cache)
 
@@ -99,22 +103,34 @@ def record_run(
     project: str | None = None,
     kind: str = "manual",
     logical_date: datetime | None = None,
+    force: bool = False,
 ) -> RunRecord:
-    """Check the run's parameters and experiment and record it as queued; `run_recorded` runs it."""
+    """Check the run's parameters and experiment and record it as queued; `run_recorded` runs it.
+
+    A manual run counts against the pipeline's `max_active_runs` like scheduled ones: while that many
+    runs of it are going, it is refused with RunLimitReached, naming them, unless `force`.
+    Manual runs whose process is gone are settled as failed first and no longer count.
+    """
     if kind not in KINDS:
         raise ValueError(f"run kind {kind!r} is not one of {', '.join(KINDS)}")
     if not experiment or not isinstance(experiment, str) or len(experiment) > 128:
         raise ValueError(f"experiment {experiment!r} must be a name of 1 to 128 characters, e.g. 'dev'")
     values = pipeline.resolve_params(params)
     logical_date = _aware(logical_date) if logical_date is not None else datetime.now(UTC)
+    project = project or runtime.config.project
+    guard = None
+    if kind == "manual" and not force:
+        settle_and_notify(runtime, project, pipeline.name)
+        guard = limit_guard(pipeline.name, pipeline.max_active_runs)
     return RunStore(runtime.metadata).create(
-        project=project or runtime.config.project,
+        project=project,
         pipeline=pipeline.name,
         experiment=experiment,
         kind=kind,
         params={k: to_json(v) for k, v in values.items()},
         logical_date=logical_date,
         steps=[(s.name, s.resources) for s in pipeline.steps],
+        guard=guard,
     )
 
 

@@ -8,14 +8,15 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from kawa.auth import validate_project_name
+from kawa.schedule import _owner
 from kawa.stores.metadata import MetadataStore
 from kawa.stores.metadata.tables import projects, run_steps, runs
 
@@ -93,6 +94,7 @@ class RunRecord:
     started_at: datetime | None
     finished_at: datetime | None
     steps: list[StepRecord] = field(default_factory=list)
+    owner: str | None = None  # the process holding it while queued or running (host:pid:start time)
 
     @property
     def duration_s(self) -> float | None:
@@ -121,7 +123,13 @@ class RunStore:
         status: str | None = None,
         limit: int = 50,
     ) -> builtins.list[RunRecord]:
-        """The newest runs of `project` first, optionally of one pipeline, experiment or status."""
+        """The newest runs of `project` first, optionally of one pipeline, experiment or status.
+
+        Manual runs whose process is gone are settled as failed first (see `kawa.pipelines.active`).
+        """
+        from kawa.pipelines.active import settle_orphans
+
+        settle_orphans(self.metadata, project, pipeline)
         query = select(runs).where(runs.c.project == project)
         if pipeline is not None:
             query = query.where(runs.c.pipeline == pipeline)
@@ -134,7 +142,17 @@ class RunStore:
             return [_run(row) for row in conn.execute(query).mappings()]
 
     def get(self, run_id: str) -> RunRecord | None:
-        """The run with its steps in run order; None if there is no such run."""
+        """The run with its steps in run order; None if there is no such run.
+
+        A manual run whose process is gone is settled as failed first (see `kawa.pipelines.active`).
+        """
+        from kawa.pipelines.active import orphaned, settle_orphans
+
+        held = select(runs.c.project, runs.c.pipeline, runs.c.status, runs.c.kind, runs.c.owner)
+        with self.metadata.connect() as conn:
+            now = conn.execute(held.where(runs.c.run_id == run_id)).first()
+        if now is not None and orphaned(now.status, now.kind, now.owner):
+            settle_orphans(self.metadata, now.project, now.pipeline)
         with self.metadata.connect() as conn:
             row = conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().first()
             if row is None:
@@ -173,12 +191,19 @@ class RunStore:
         params: dict[str, Any],
         logical_date: datetime | None,
         steps: Sequence[tuple[str, dict[str, Any]]],
+        guard: Callable[[Connection, str], None] | None = None,
     ) -> RunRecord:
-        """Record a queued run and its queued steps (name, resource hints) in run order."""
+        """Record a queued run and its queued steps (name, resource hints) in run order.
+
+        This process holds the run (its owner) until one starts it. `guard(conn, project)` runs in
+        the same write transaction first and may raise to refuse the run (e.g. `max_active_runs`).
+        """
         validate_project_name(project)
         run_id = new_run_id()
         now = _now()
         with self.metadata.begin() as conn:
+            if guard is not None:
+                guard(conn, project)
             if conn.execute(select(projects.c.name).where(projects.c.name == project)).first() is None:
                 conn.execute(insert(projects).values(name=project, created_at=now))
             conn.execute(
@@ -194,6 +219,7 @@ class RunStore:
                     metrics="{}",
                     artifacts="[]",
                     created_at=now,
+                    owner=_owner.me(),
                 )
             )
             if steps:
@@ -218,9 +244,9 @@ class RunStore:
         return record
 
     def start(self, run_id: str) -> datetime:
-        """Mark the run running; returns its start time."""
+        """Mark the run running, held by this process; returns its start time."""
         now = _now()
-        self._update_run(run_id, status=RUNNING, started_at=now)
+        self._update_run(run_id, status=RUNNING, started_at=now, owner=_owner.me())
         return now
 
     def start_step(self, run_id: str, step: str) -> datetime:
@@ -346,6 +372,7 @@ def _run(row: Any) -> RunRecord:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        owner=row["owner"],
     )
 
 

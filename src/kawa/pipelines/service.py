@@ -88,22 +88,31 @@ class PipelineService:
         return found[0]
 
     def start(
-        self, project: str, name: str, params: Mapping[str, Any] | None = None, *, experiment: str = "default"
+        self,
+        project: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        experiment: str = "default",
+        force: bool = False,
     ) -> RunRecord:
         """Record a manual run and start it in a process of its own; the queued record comes back at once.
 
         Parameters are checked as `kawa pipeline run -p` checks them: text is parsed by the default's
-        type, other JSON values must fit it (ParamError otherwise, and nothing is recorded).
+        type, other JSON values must fit it (ParamError otherwise, and nothing is recorded). While the
+        pipeline runs `max_active_runs` runs, RunLimitReached refuses it unless `force`.
         """
         pipeline = self.pipeline(name)
-        return self.background.start(self.runtime, pipeline, params, experiment=experiment, project=project)
+        return self.background.start(
+            self.runtime, pipeline, params, experiment=experiment, project=project, force=force
+        )
 
-    def rerun(self, project: str, run_id: str) -> RunRecord:
+    def rerun(self, project: str, run_id: str, *, force: bool = False) -> RunRecord:
         """Start a new run with the pipeline, parameters and experiment of run `run_id` of `project`."""
         store = RunStore(self.runtime.metadata)
         earlier = store.get(store.resolve(run_id, project))
         assert earlier is not None
-        return self.background.rerun(self.runtime, self.pipeline(earlier.pipeline), earlier)
+        return self.background.rerun(self.runtime, self.pipeline(earlier.pipeline), earlier, force=force)
 
     def close(self) -> None:
         self.background.close()

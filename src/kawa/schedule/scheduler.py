@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from kawa.pipelines.active import ActiveRun, settle_and_notify
 from kawa.schedule import _owner
 from kawa.schedule.clock import Clock, SystemClock
 from kawa.schedule.deploy import ScheduleChange, apply
@@ -199,9 +200,12 @@ class Scheduler:
                 for claim in claims:
                     self._fail(claim, f"pipeline {name!r} is no longer in the project's code", now, report)
                 continue
-            active = self.store.count_running(self.project, name)
+            settle_and_notify(self.runtime, self.project, name)
+            going = self.store.running(self.project, name)
+            active = len(going)
             for claim in claims:
                 if active >= p.max_active_runs:
+                    self._hold(claim, p.max_active_runs, going, now)
                     break
                 unmet = unmet_wait(self.store, p, pipelines, claim, now)
                 if unmet is not None:
@@ -218,6 +222,15 @@ class Scheduler:
                 active += 1
                 self.launcher.launch(job, p)
         return report
+
+    def _hold(self, claim: Claim, limit: int, going: list[ActiveRun], now: datetime) -> None:
+        """Record why `claim` waits: its pipeline already runs `limit` runs (manual ones count too)."""
+        reason = (
+            f"waiting: {claim.pipeline} already runs {', '.join(a.describe() for a in going)} "
+            f"(max_active_runs={limit}); it starts when one ends"
+        )
+        if claim.reason != reason and self.store.note(claim.key, reason, now):
+            log.info("%s run of %s for %s is %s", claim.kind, claim.pipeline, claim.logical_date, reason)
 
     def _fail(self, claim: Claim, message: str, now: datetime, report: TickReport) -> None:
         from kawa.schedule.recovery import notify

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
+from kawa.pipelines.active import ActiveRun, active_runs
 from kawa.pipelines.runs import FAILED, SKIPPED, new_run_id
 from kawa.stores.metadata import MetadataStore
 from kawa.stores.metadata.tables import projects, runs, scheduled_runs, schedules
@@ -195,22 +196,22 @@ class ScheduleStore:
             row = conn.execute(select(scheduled_runs).where(*_key(key))).mappings().first()
         return _claim(row) if row is not None else None
 
-    def count_running(self, project: str, pipeline: str) -> int:
+    def running(self, project: str, pipeline: str) -> list[ActiveRun]:
+        """The runs of `pipeline` in progress, of every kind: running claims and live manual runs."""
         with self.metadata.connect() as conn:
-            return int(
-                conn.scalar(
-                    select(func.count()).where(
-                        scheduled_runs.c.project == project,
-                        scheduled_runs.c.pipeline == pipeline,
-                        scheduled_runs.c.state == RUNNING,
-                    )
-                )
-                or 0
-            )
+            return active_runs(conn, project, pipeline)
+
+    def count_running(self, project: str, pipeline: str) -> int:
+        """How many runs of `pipeline` count against its `max_active_runs` now (manual ones too)."""
+        return len(self.running(project, pipeline))
+
+    def note(self, key: tuple[str, str, datetime], reason: str, now: datetime) -> bool:
+        """Record why a queued claim waits; False if it is no longer queued."""
+        return self._cas(key, {"state": QUEUED}, reason=reason, updated_at=now)
 
     def take(self, key: tuple[str, str, datetime], owner: str, now: datetime) -> bool:
         """queued -> running, owned by `owner`; False if someone else took it first."""
-        return self._cas(key, {"state": QUEUED}, state=RUNNING, owner=owner, updated_at=now)
+        return self._cas(key, {"state": QUEUED}, state=RUNNING, owner=owner, reason=None, updated_at=now)
 
     def hand_over(self, key: tuple[str, str, datetime], old: str, new: str, now: datetime) -> bool:
         """Pass a running claim from `old` (the launcher) to `new` (the process that runs it)."""

@@ -105,8 +105,11 @@ runs = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("started_at", UtcDateTime(), nullable=True),
     Column("finished_at", UtcDateTime(), nullable=True),
+    # The process holding the run while queued or running (host:pid:start time), to settle orphans.
+    Column("owner", String(128), nullable=True),
     Index("ix_runs_project_pipeline_created_at", "project", "pipeline", "created_at"),
     Index("ix_runs_project_experiment_created_at", "project", "experiment", "created_at"),
+    Index("ix_runs_project_pipeline_status", "project", "pipeline", "status"),
 )
 
 run_steps = Table(

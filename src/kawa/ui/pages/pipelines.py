@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from kawa.pipelines import ParamError
+from kawa.pipelines import ParamError, RunLimitReached
 from kawa.pipelines.describe import form_overrides
 from kawa.pipelines.history import experiments, run_page
 from kawa.pipelines.service import CodeUnavailable, PipelineService
@@ -131,10 +131,11 @@ async def start_run(request: Request, name: str, who: Annotated[Viewer, Depends(
         raise HTTPException(503, str(exc)) from None
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
-    except (ParamError, ValueError) as exc:
+    except (ParamError, ValueError, RunLimitReached) as exc:
         data = await run_in_threadpool(_pipeline, request, who, name, None, None)
         data.update(error=str(exc), entered=texts, chosen_experiment=experiment)
-        return page(request, "pipeline.html", who, status_code=400, **data)
+        code = 409 if isinstance(exc, RunLimitReached) else 400
+        return page(request, "pipeline.html", who, status_code=code, **data)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 

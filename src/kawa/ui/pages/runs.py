@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
-from kawa.pipelines import ParamError, RunRecord, RunStore, follow
+from kawa.pipelines import ParamError, RunLimitReached, RunRecord, RunStore, follow
 from kawa.pipelines.cache import StepResults
 from kawa.pipelines.describe import run_steps
 from kawa.pipelines.logs import LogTail
@@ -92,6 +92,8 @@ async def rerun(request: Request, run_id: str, who: Annotated[Viewer, Depends(ad
         raise HTTPException(503, str(exc)) from None
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
+    except RunLimitReached as exc:
+        raise HTTPException(409, str(exc)) from None
     except (ParamError, ValueError) as exc:
         raise HTTPException(400, f"this run cannot be repeated as it was: {exc}") from None
     return RedirectResponse(f"/runs/{record.run_id}", status_code=303)
