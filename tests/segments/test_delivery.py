@@ -10,7 +10,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from kawa.pipelines import InProcessExecutor
+from kawa.pipelines import InProcessExecutor, RunLimitReached
 from kawa.runtime import Runtime
 from kawa.segments import DeliveryLog, find_segment, run_segment
 from tests.segments.conftest import CART_SQL, NOW, Receiver, load_events, write_code
@@ -36,9 +36,9 @@ def code(destination: str, once_per: str = "day", sql: str = CART_SQL, entity: s
     )
 
 
-def run(runtime: Runtime, day: date | None = None, now: datetime = NOW):  # type: ignore[no-untyped-def]
+def run(runtime: Runtime, day: date | None = None, now: datetime = NOW, *, force: bool = False):  # type: ignore[no-untyped-def]
     segment = find_segment(runtime.config, "cart_abandonment")
-    return run_segment(runtime, segment, day=day, now=now, executor=InProcessExecutor())
+    return run_segment(runtime, segment, day=day, now=now, executor=InProcessExecutor(), force=force)
 
 
 def test_webhook_batches_each_member_once_across_reruns_and_retries_a_503(
@@ -147,7 +147,9 @@ def test_a_batch_another_live_run_holds_is_left_to_it(runtime: Runtime, receiver
     DeliveryLog(runtime.metadata).claim(
         "shop", "cart_abandonment", date(2026, 11, 27), [("u1", "{}")], destination="x", run_id=other.run_id
     )
-    record = run(runtime)
+    with pytest.raises(RunLimitReached, match="cart_abandonment' is already running"):
+        run(runtime)  # one run of a segment at a time...
+    record = run(runtime, force=True)  # ...unless forced, and then the other run keeps its batch
     assert record.succeeded and record.metrics["retried"] == 0
     assert sorted(receiver.members()) == ["u3", "u4"]
 
