@@ -7,16 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from kawa.config import Config
 from kawa.demo import ShopConfig, generate
-from kawa.demo.run import truth_tables
 from kawa.pipelines import RunRecord, run_pipeline
 from kawa.recommend.store import MODEL, POPULAR, recommendations_for
 from kawa.runtime import Runtime
 from kawa.serving.store import PredictionStore
 from kawa.templates.recommend import recommendations
-from kawa.warehouse.load import write_table
-from tests.features._events import events_table, write_events
+from tests.templates._shop import shop_project
 
 SHOP = ShopConfig(users=400, days=28, items=120, visitors=150, seed=11)
 
@@ -25,15 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    shop = generate(SHOP)
-    rt = Runtime(Config(project="shop", root=str(tmp_path_factory.mktemp("recommend"))))
-    warehouse = rt.warehouse()
-    write_events(warehouse, events_table(shop.events))
-    write_table(warehouse, "demo_items", truth_tables(shop)["demo_items"])
-    try:
+    with shop_project(tmp_path_factory.mktemp("recommend"), generate(SHOP), truth=["demo_items"]) as rt:
         yield rt
-    finally:
-        rt.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 from kawa.demo import ShopConfig, generate
+from kawa.demo.shop import Shop
 from kawa.models import Registry
 from kawa.pipelines import RunRecord, run_pipeline
 from kawa.runtime import Runtime
@@ -41,16 +42,19 @@ LAST_DAY = SHOP.start + timedelta(days=SHOP.days - 1)
 
 
 @pytest.fixture(scope="module")
-def shop_events() -> list[dict]:
-    return list(generate(SHOP).events)
+def shop() -> Shop:
+    return generate(SHOP)
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory, shop_events: list[dict]) -> Iterator[Runtime]:
+def shop_events(shop: Shop) -> list[dict]:
+    return list(shop.events)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory, shop: Shop) -> Iterator[Runtime]:
     code = "from kawa.templates.forecast import forecast, overstock_viewers\n"
-    with shop_project(
-        tmp_path_factory.mktemp("forecast"), SHOP, shop_events, truth=["demo_items"], code=code
-    ) as rt:
+    with shop_project(tmp_path_factory.mktemp("forecast"), shop, truth=["demo_items"], code=code) as rt:
         yield rt
 
 
@@ -141,9 +145,9 @@ def test_the_next_14_days_are_written_and_served_per_item(run: RunRecord, runtim
 
 
 def test_over_stocked_items_are_found_and_their_viewers_exported(
-    run: RunRecord, runtime: Runtime, shop_events: list[dict]
+    run: RunRecord, runtime: Runtime, shop: Shop, shop_events: list[dict]
 ) -> None:
-    truth = {i.item_id for i in generate(SHOP).items if i.is_overstocked}
+    truth = {i.item_id for i in shop.items if i.is_overstocked}
     cover = runtime.warehouse().query("SELECT item_id, cover_days, overstocked FROM stock_cover").to_pylist()
     flagged = {r["item_id"] for r in cover if r["overstocked"]}
     assert truth <= flagged and len(flagged) <= 2 * len(truth)
@@ -169,8 +173,10 @@ def test_over_stocked_items_are_found_and_their_viewers_exported(
     assert all(r["item_id"] in flagged for r in rows)
 
 
-def test_short_histories_and_bad_stock_sql_are_explained(runtime: Runtime, tmp_path: Path) -> None:
-    three_weeks = [e for e in generate(SHOP).events if e["sync_date"][:10] < "2025-09-22"]
+def test_short_histories_and_bad_stock_sql_are_explained(
+    runtime: Runtime, shop_events: list[dict], tmp_path: Path
+) -> None:
+    three_weeks = [e for e in shop_events if e["sync_date"][:10] < "2025-09-22"]
     with pytest.raises(ValueError, match="needs at least 36 days of purchases"):
         forecast_examples(new_warehouse(tmp_path, three_weeks), 14, 21)
     failed = run_pipeline(runtime, forecast, {"stock_sql": "SELECT item_id FROM inventory"})

@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 
 from kawa.demo import ShopConfig, generate
+from kawa.demo.shop import Shop
 from kawa.models import Registry
 from kawa.pipelines import RunRecord, run_pipeline
 from kawa.runtime import Runtime
@@ -26,13 +27,18 @@ SHOP = ShopConfig(users=1000, days=28, items=100, visitors=100, seed=7)
 
 
 @pytest.fixture(scope="module")
-def shop_events() -> list[dict]:
-    return list(generate(SHOP).events)
+def shop() -> Shop:
+    return generate(SHOP)
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory, shop_events: list[dict]) -> Iterator[Runtime]:
-    with shop_project(tmp_path_factory.mktemp("rfm"), SHOP, shop_events, truth=["demo_users"]) as rt:
+def shop_events(shop: Shop) -> list[dict]:
+    return list(shop.events)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory, shop: Shop) -> Iterator[Runtime]:
+    with shop_project(tmp_path_factory.mktemp("rfm"), shop, truth=["demo_users"]) as rt:
         yield rt
 
 
