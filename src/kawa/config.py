@@ -19,6 +19,10 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     # API/collector processes sharing the port (SO_REUSEPORT); more than one needs an event log that
     # many processes may append to (Redis Streams).
     workers: int = 1
+    # Log lines as `text` or `json` (one object per line, with the request id); docs/observability.md.
+    log_format: str = "text"
+    access_log: bool = False  # one `kawa.access` line per HTTP request
+    tracing: str = "off"  # OpenTelemetry spans: off | otlp | console (needs kawa[otel])
 
 
 class IngestConfig(msgspec.Struct, forbid_unknown_fields=True):

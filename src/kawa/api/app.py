@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kawa import __version__, ui
 from kawa.api import bandits as bandit_routes
@@ -20,9 +19,10 @@ from kawa.api import segments as segment_routes
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
 from kawa.models import Registry
+from kawa.observe.middleware import RequestContext
+from kawa.observe.scrape import Exposition
 from kawa.runtime import Runtime
 from kawa.serving.store import PredictionStore
-from kawa.triggers.metrics import TriggerMetrics
 from kawa.warehouse import SQLError
 
 
@@ -35,10 +35,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.state.collector = Collector(runtime.event_log, runtime.config.ingest)
         app.state.predictions = PredictionStore(runtime.online)
         app.state.registry = Registry.from_runtime(runtime)
-        trigger_metrics = TriggerMetrics(runtime.online, runtime.event_log.end_offset)
-        REGISTRY.register(trigger_metrics)
+        app.state.exposition = Exposition(runtime)
         yield
-        REGISTRY.unregister(trigger_metrics)
         runtime.close()
 
     app = FastAPI(
@@ -62,6 +60,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(recommendation_routes.router)
     app.include_router(segment_routes.router)
     ui.install(app)
+    app.add_middleware(RequestContext, access_log=runtime.config.server.access_log)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
     async def healthz() -> dict[str, object]:
@@ -74,8 +73,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         }
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def metrics() -> Response:  # a thread: it reads the stores (docs/observability.md)
+        text, content_type = app.state.exposition.render()
+        return Response(text, media_type=content_type)
 
     _install_error_handlers(app)
     return app

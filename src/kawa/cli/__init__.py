@@ -18,6 +18,7 @@ from kawa.cli import (
     sandbox,
     segments,
     serve,
+    status,
     templates,
     triggers,
     warehouse,
@@ -46,6 +47,7 @@ deploy.register(app)
 bandits.register(app)
 segments.register(app)
 templates.register(app)
+status.register(app)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from kawa.config import IngestConfig
 from kawa.events import metrics
 from kawa.events.schema import KIND_EVENTS, KIND_REJECTED, LogBatch, RejectedEvent
 from kawa.events.validate import Batch, BodyError, decode_batch
+from kawa.observe import tracing
 from kawa.stores.eventlog import EventLog
 
 _log_encoder = msgspec.msgpack.Encoder()
@@ -237,8 +238,9 @@ def _result(batch: Batch, *, project: str, received_at: int) -> IngestResult:
     if batch.lines:
         metrics.EVENTS_ACCEPTED.labels(project).inc(len(batch.lines))
     if batch.rejected:
-        metrics.EVENTS_REJECTED.labels(project).inc(len(batch.rejected))
+        metrics.count_rejected(project, [r.reason for r in batch.rejected])
     metrics.INGEST_SECONDS.observe(max(now_us() - received_at, 0) / 1e6)
+    tracing.note_ingest(project, len(batch.lines), len(batch.rejected), batch.lines)
     errors: list[dict[str, object]] = [
         {"index": r.index, "event_id": r.event_id, "reason": r.reason} for r in batch.rejected[:100]
     ]

@@ -15,6 +15,9 @@ from typing import TextIO
 import httpx
 
 from kawa.config import Config
+from kawa.observe.logs import as_json_line
+from kawa.observe.metrics import MULTIPROC_ENV, multiprocess_dir, reset_multiprocess_dir
+from kawa.observe.process import problem as observe_problem
 from kawa.serve.worker import heartbeat_path, part_alive, server_url_path
 
 PARTS = ("api", "lake", "triggers", "bandits", "scheduler")
@@ -50,8 +53,10 @@ class Supervisor:
         return f"http://{shown}:{self.config.server.port}"
 
     def say(self, part: str, line: str) -> None:
+        # JSON logs stay one JSON object per line: the part goes in as a field instead of a prefix.
+        text = as_json_line(part, line) if self.config.server.log_format == "json" else f"[{part:<8}] {line}"
         with self._print_lock:
-            print(f"[{part:<8}] {line}", file=self.out, flush=True)
+            print(text, file=self.out, flush=True)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -62,6 +67,7 @@ class Supervisor:
         env["KAWA__SERVER__WORKERS"] = str(self.config.server.workers)
         env["KAWA__STATE_DIR"] = str(self.config.state_path)
         env["PYTHONUNBUFFERED"] = "1"
+        env[MULTIPROC_ENV] = str(multiprocess_dir(self.config.state_path))  # one /metrics for all parts
         return env
 
     def _start(self, child: Child) -> None:
@@ -98,6 +104,8 @@ class Supervisor:
         workers = self.config.server.workers
         if workers < 1:
             return f"--workers must be at least 1 (got {workers})"
+        if problem := observe_problem(self.config):
+            return problem
         if workers > 1 and self.config.stores.event_log == "files":
             return (
                 f"--workers {workers} needs an event log that many processes can append to; the file "
@@ -114,6 +122,7 @@ class Supervisor:
             self.say("kawa", problem)
             return 2
         self.say("kawa", f"state in {self.config.state_path}")
+        reset_multiprocess_dir(self.config.state_path)
         for child in self.children.values():
             self._start(child)
         ready = False

@@ -64,6 +64,8 @@ def run_api(part: str = "api") -> None:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,
+        # JSON logs: uvicorn's loggers go through kawa's handler instead of uvicorn's own text format.
+        log_config=None if server.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
     if server.workers == 1:
         uvicorn.Server(config).run()
@@ -254,8 +256,14 @@ PARTS = {
 
 
 def main(argv: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from kawa.config import ConfigError
+    from kawa.observe.logs import TEXT_FORMAT
+    from kawa.observe.process import setup
+
+    try:
+        setup(load_config(), argv[0] if argv else "kawa")
+    except ConfigError:  # the part says what is wrong when it loads kawa.yaml itself
+        logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT, stream=sys.stdout)
     # api-2, api-3, ...: the further API processes of `kawa serve --workers N`.
     if len(argv) == 1 and argv[0].startswith("api-") and argv[0][4:].isdigit():
         run_api(argv[0])

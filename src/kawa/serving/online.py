@@ -9,6 +9,7 @@ import msgspec
 
 from kawa.events.validate import pseudo_depth
 from kawa.models import Registry, RowError
+from kawa.observe.metrics import timed_predict
 
 _decoder = msgspec.json.Decoder()
 
@@ -48,8 +49,10 @@ def predict(
         version = registry.resolve(project, model, alias)
     bundle = registry.load(project, model, version)
     if isinstance(rows, Mapping):
-        return {"model": model, "version": version, "prediction": bundle.predict_one(rows)}
+        with timed_predict(project, model, version, "request"):
+            return {"model": model, "version": version, "prediction": bundle.predict_one(rows)}
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise RowError(None, "is not a JSON object", row=i)
-    return {"model": model, "version": version, "predictions": bundle.predict(rows)}
+    with timed_predict(project, model, version, "request", len(rows)):
+        return {"model": model, "version": version, "predictions": bundle.predict(rows)}

@@ -23,6 +23,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from kawa.observe.metrics import store_error
+
 log = logging.getLogger("kawa.stores")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -115,6 +117,7 @@ def unavailable(where: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
             try:
                 return fn(*args, **kwargs)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                store_error(where.replace("online store", "online").replace(" ", "_"))
                 raise RedisUnavailable(
                     f"cannot reach the Redis of the {where} ({exc}); check that redis-server is running"
                 ) from exc

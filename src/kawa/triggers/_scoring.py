@@ -16,6 +16,7 @@ import msgspec
 from kawa.features.materialize import AS_OF
 from kawa.features.materialize import namespace as features_ns
 from kawa.models import Bundle, Registry
+from kawa.observe.metrics import timed_predict
 from kawa.stores.online import OnlineStore
 from kawa.triggers.spec import Trigger
 
@@ -111,7 +112,8 @@ class Scorer:
                     ready.append(hit)
             if len(rows) >= BATCH_FROM:
                 try:
-                    scores = bundle.predict(rows)
+                    with timed_predict(self.project, model, version, "trigger", len(rows)):
+                        scores = bundle.predict(rows)
                 except Exception:
                     pass  # one bad row fails the call: find it row by row below
                 else:
@@ -120,7 +122,8 @@ class Scorer:
                     continue
             for hit, row in zip(ready, rows, strict=True):
                 try:
-                    hit.score, hit.version = bundle.predict_one(row), version
+                    with timed_predict(self.project, model, version, "trigger"):
+                        hit.score, hit.version = bundle.predict_one(row), version
                 except Exception as exc:
                     hit.fail("model", _describe(exc))
                     hit.version = version

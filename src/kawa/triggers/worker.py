@@ -22,6 +22,7 @@ import msgspec
 
 from kawa.events.schema import KIND_EVENTS, LogBatch
 from kawa.models import Registry
+from kawa.observe import tracing
 from kawa.serving.store import now_rfc3339
 from kawa.stores.eventlog import EventLog
 from kawa.stores.online import OnlineStore
@@ -312,6 +313,7 @@ class TriggerWorker:
         puts[state.WORKER_NS] = {state.POSITION: state.encode(position)}
         self.online.write(puts)
         done_us = time.time_ns() // 1000
+        tracing.trigger_spans(self.project, hits, done_us)
         # A restart reads the log again from the oldest of these: the log must keep it.
         keep = min(position.dedupe_from, next_offset)
         if self.states is not None and self.states.oldest is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Self
 
 from kawa._durable import fsync_dir
+from kawa.observe.metrics import store_error
 from kawa.stores.eventlog.base import (
     DEFAULT_READ_BYTES,
     EventLog,
@@ -135,6 +136,7 @@ class FileEventLog(EventLog):
         try:
             self._write_batch(batch)
         except BaseException as exc:
+            store_error("event_log")
             for t in batch:
                 t.error = exc
             raise

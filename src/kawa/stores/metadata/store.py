@@ -11,6 +11,7 @@ from typing import Any, Self
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 
+from kawa.observe.metrics import store_error
 from kawa.stores._backends import BackendError
 from kawa.stores.metadata.changes import CHANNEL, ChangeWatcher, note_commit
 
@@ -65,6 +66,7 @@ class MetadataStore:
         if self.is_sqlite:
             event.listen(self.engine, "connect", self._sqlite_connect)
             event.listen(self.engine, "begin", self._sqlite_begin)
+        event.listen(self.engine, "handle_error", lambda _: store_error("metadata"))
         self._reader: Engine = self.engine
         if self.engine.dialect.name == "postgresql":
             event.listen(self.engine, "begin", self._postgres_begin)

@@ -45,6 +45,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import lmdb
 
+from kawa.observe.metrics import store_error
 from kawa.stores.online.base import (
     Deletes,
     Items,
@@ -200,8 +201,10 @@ class LmdbOnlineStore(OnlineStore):
                     except (lmdb.MapFullError, lmdb.MapResizedError):
                         failed = txn
                         raise
-                    except BaseException:
+                    except BaseException as exc:
                         txn.abort()
+                        if isinstance(exc, lmdb.Error):
+                            store_error("online")
                         raise
                 except lmdb.MapResizedError:
                     pass

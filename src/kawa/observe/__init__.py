@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, structured logs with request ids, optional tracing, health."""
