@@ -49,6 +49,12 @@ bench-scaleout: $(STAMP)
 	$(BIN)/python -m benchmarks.scaleout_ingest
 	$(BIN)/python -m benchmarks.ray_batch
 
+# 30 minutes of mixed load on a real kawa serve; fails if a process's memory or open files grow,
+# or an acknowledged event is lost (issue 10). Not part of `make test`.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak --minutes 30
+
 serve: $(STAMP)
 	$(BIN)/kawa serve
 

@@ -1,0 +1,334 @@
+"""The soak test: a real `kawa serve` under mixed load for a long time; memory and open files must stay flat.
+
+    python -m benchmarks.soak                   # 30 minutes, as `make soak` and BENCHMARKS.md
+    python -m benchmarks.soak --minutes 3       # a quick look
+
+Set-up, in a fresh project folder: a streaming view of the user and a trigger on `checkout_view`
+events scoring a LightGBM bundle (the real-time benchmark's project), the loyalty pipeline template, and
+a small demo shop (300 users, 42 days up to today) sent through the collector so the pipeline has a
+history to learn from. Then `kawa serve` on 127.0.0.1 gets, for `--minutes`, at the same time:
+- ingest: NDJSON batches of shop events at `--rate` events/s, single JSON events at `--singles`/s, and
+  every `--bad-every` seconds a batch with one bad event (it goes to quarantine, the rest is kept), now
+  and then a body that is not JSON (400);
+- triggering `checkout_view` events at `--triggers`/s, each scored by the trigger worker;
+- a manual run of the loyalty pipeline through the API every `--pipeline-every` seconds;
+- reads at `--reads`/s, in turn: a trigger prediction, a loyalty prediction, SQL, the runs list,
+  /metrics, the UI page, the triggers list, an entity.
+Every `--sample-every` seconds it reads, for every process of the server's tree (/proc), its resident
+memory, open file descriptors and threads, and the state folder's size, the lake's lag behind the
+acknowledged events and the trigger worker's lag. At the end it waits for the lake and checks that
+every acknowledged event landed exactly once, fits a slope to each process's second half (the first
+half is warm-up), prints the table and writes the JSON to benchmarks/results/. It exits 1 if a
+long-lived process's open files or threads grow, its memory (the anonymous part of RSS: heap and
+stacks, not mapped store files) grows by more than `--rss-limit` MiB per 10 minutes, a part was
+restarted, an acknowledged event was lost or doubled, or a triggering event went unscored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks import realtime
+from benchmarks._events import make_bodies
+from benchmarks._peers_kawa import machine, save
+from benchmarks._server import Kawa, start_kawa
+from benchmarks._soak_load import Load, Tally
+from benchmarks._soak_procs import Proc, collect, dir_bytes, sample_tree, verdict
+
+RESULTS = Path(__file__).parent / "results"
+PROJECT = realtime.PROJECT  # the real-time benchmark's prepare() registers its model in this project
+LIVE = "(event_id LIKE 'ev-s%' OR event_id LIKE 'soak-%')"  # the events the load sends
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n")[0])
+    p.add_argument("--minutes", type=float, default=30.0, help="minutes of load (30)")
+    p.add_argument("--rate", type=float, default=200.0, help="events/s sent in NDJSON batches (200)")
+    p.add_argument("--batch", type=int, default=100, help="events per batch (100)")
+    p.add_argument("--singles", type=float, default=10.0, help="single JSON events/s (10)")
+    p.add_argument("--triggers", type=float, default=2.0, help="triggering checkout_view events/s (2)")
+    p.add_argument(
+        "--bad-every", type=float, default=5.0, help="seconds between batches with a bad event (5)"
+    )
+    p.add_argument("--pipeline-every", type=float, default=90.0, help="seconds between loyalty runs (90)")
+    p.add_argument("--reads", type=float, default=4.0, help="reads/s, rotating over 8 kinds (4)")
+    p.add_argument("--sample-every", type=float, default=10.0, help="seconds between samples (10)")
+    p.add_argument("--rss-limit", type=float, default=8.0, help="MiB per 10 min a process may grow (8)")
+    p.add_argument(
+        "--fd-limit", type=float, default=2.0, help="fds/threads per 10 min a process may grow (2)"
+    )
+    p.add_argument("--users", type=int, default=300, help="users of the demo shop sent first (300)")
+    p.add_argument("--keep", action="store_true", help="keep the project folder and print it")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON result")
+    return p.parse_args(argv)
+
+
+PIPELINES_PY = '''"""The soak project's pipeline: the loyal-customer score template."""
+
+from kawa.templates.loyalty import loyalty  # noqa: F401
+'''
+
+
+def prepare(folder: Path) -> None:
+    """The real-time benchmark's trigger and model, plus the loyalty pipeline and its features."""
+    realtime.prepare(folder)
+    features = folder / "features.py"
+    features.write_text(
+        features.read_text()
+        + "\nfrom kawa.features.presets import RFM  # noqa: E402, F401\n"
+        + "from kawa.templates.loyalty import BOUGHT  # noqa: E402, F401\n"
+    )
+    (folder / "pipelines.py").write_text(PIPELINES_PY)
+
+
+def send_history(kawa: Kawa, users: int) -> int:
+    """A small demo shop whose last day is today, so the loyalty pipeline has weeks to learn from."""
+    from kawa.demo.run import send_shop, wait_until_landed
+    from kawa.demo.shop import ShopConfig, generate
+    from kawa.warehouse import Warehouse
+
+    days = 42
+    shop = generate(
+        ShopConfig(
+            users=users, days=days, items=200, visitors=users // 2, start=date.today() - timedelta(days=days)
+        )
+    )
+    accepted, _, _ = send_shop(shop, f"http://127.0.0.1:{kawa.port}", kawa.write_key)
+    wait_until_landed(Warehouse(kawa.state / "lake", PROJECT), accepted)
+    return accepted
+
+
+class Samples:
+    """The samples taken during the run: the process tree, the state folder, the lags."""
+
+    def __init__(self, kawa: Kawa, load: Load, every_s: float) -> None:
+        self.kawa, self.load, self.every_s = kawa, load, every_s
+        self.procs: list[tuple[float, list[Proc]]] = []
+        self.rows: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+
+    async def _lake_count(self) -> int | None:
+        sql = f'{{"sql": "SELECT count(*) AS n FROM events WHERE {LIVE}"}}'.encode()
+        got = await self.load.client.call("sample:sql", "POST", "/v1/sql", self.load.admin, sql)
+        if got is None or got[0] != 200:
+            return None
+        doc = realtime._answer.decode(got[1])
+        return int(doc["rows"][0][0]) if "rows" in doc else None
+
+    async def _trigger_lag(self) -> int | None:
+        got = await self.load.client.call("sample:triggers", "GET", "/v1/triggers", self.load.read)
+        if got is None or got[0] != 200:
+            return None
+        for trig in realtime._answer.decode(got[1]).get("triggers", []):
+            if trig.get("name") == "checkout":
+                return self.load.tally.trigger_sent - int(trig.get("scored", 0)) - int(trig.get("errors", 0))
+        return None
+
+    async def one(self) -> None:
+        loop = asyncio.get_running_loop()
+        t = time.monotonic() - self.started
+        procs = await loop.run_in_executor(None, sample_tree, self.kawa.process.pid)
+        state = await loop.run_in_executor(None, dir_bytes, str(self.kawa.state))
+        landed = await self._lake_count()
+        acked = len(self.load.tally.acked_ids)  # after the count: the lag is an upper bound, never negative
+        row = {
+            "t": round(t, 1),
+            "load_average": round(os.getloadavg()[0], 2),
+            "state_mib": round(state / 2**20, 1),
+            "acked": acked,
+            "lake_lag": None if landed is None else acked - landed,
+            "trigger_lag": await self._trigger_lag(),
+            "processes": len(procs),
+            "rss_mib_total": round(sum(p.rss for p in procs) / 2**20, 1),
+            "fds_total": sum(p.fds for p in procs),
+        }
+        self.procs.append((t, procs))
+        self.rows.append(row)
+        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.one()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.every_s)
+        await self.one()  # the last sample, as the load stops
+
+
+def check_lake(kawa: Kawa, tally: Tally, timeout: float = 300.0) -> dict[str, Any]:
+    """Wait until the lake holds every acknowledged event; then count lost, doubled and unexpected ids."""
+    from kawa.warehouse import Warehouse
+
+    warehouse = Warehouse(kawa.state / "lake", PROJECT, threads=1)
+    query = f"SELECT event_id, count(*) AS n FROM events WHERE {LIVE} GROUP BY 1"
+    started = time.monotonic()
+    while True:
+        rows = warehouse.query(query).to_pydict()
+        counts = dict(zip(rows["event_id"], rows["n"], strict=True))
+        if tally.acked_ids <= counts.keys() or time.monotonic() - started > timeout:
+            break
+        time.sleep(2.0)
+    return {
+        "acknowledged": len(tally.acked_ids),
+        "unsure": len(tally.unsure_ids),
+        "landed": len(counts),
+        "lost": len(tally.acked_ids - counts.keys()),
+        "doubled": sum(1 for n in counts.values() if n > 1),
+        "unexpected": len(counts.keys() - tally.acked_ids - tally.unsure_ids),
+        "drain_s": round(time.monotonic() - started, 1),
+    }
+
+
+def pipeline_runs(kawa: Kawa, tally: Tally, timeout: float = 600.0) -> dict[str, int]:
+    """The statuses of the runs the soak started, once none of them is still running."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {kawa.read_key}"}
+    started = time.monotonic()
+    mine = set(tally.run_ids)
+    while True:
+        runs = httpx.get(f"http://127.0.0.1:{kawa.port}/v1/runs?limit=1000", headers=headers, timeout=30)
+        statuses = {r["run_id"]: r["status"] for r in runs.json()["runs"] if r["run_id"] in mine}
+        busy = [s for s in statuses.values() if s in ("queued", "running")]
+        if not busy or time.monotonic() - started > timeout:
+            out: dict[str, int] = {}
+            for status in statuses.values():
+                out[status] = out.get(status, 0) + 1
+            return out
+        time.sleep(3.0)
+
+
+def trigger_counts(kawa: Kawa, tally: Tally) -> dict[str, Any]:
+    counts, _ = realtime.wait_scored(kawa, tally.trigger_sent, timeout=120.0)
+    return {k: counts.get(k) for k in ("matched", "scored", "errors")}
+
+
+def table(verdicts: list[dict[str, Any]]) -> str:
+    """The per-process table, as BENCHMARKS.md shows it."""
+    head = "| process | RSS MiB start / end / max | RSS slope MiB/10 min | anon MiB start / end | anon slope "
+    head += "| fds start / end / max "
+    head += "| fd slope /10 min | threads start / end | grew |"
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for v in verdicts:
+        if not v["long_lived"]:
+            continue
+        r, a, f, th = v["rss_mib"], v["anon_mib"], v["fds"], v["threads"]
+        grew = ", ".join(v["grew"]) or ("restarted" if v["restarted"] else "no")
+        lines.append(
+            f"| {v['label']} | {r['start']:.0f} / {r['end']:.0f} / {r['max']:.0f} "
+            f"| {r['slope_per_10min']:+.1f} | {a['start']:.0f} / {a['end']:.0f} "
+            f"| {a['slope_per_10min']:+.1f} "
+            f"| {f['start']:.0f} / {f['end']:.0f} / {f['max']:.0f} | {f['slope_per_10min']:+.1f} "
+            f"| {th['start']:.0f} / {th['end']:.0f} | {grew} |"
+        )
+    short = [v for v in verdicts if not v["long_lived"]]
+    if short:
+        peak = max(v["rss_mib"]["max"] for v in short)
+        lines.append(
+            f"\nshort-lived processes (pipeline runs and the like): {len(short)} labels, "
+            f"peak RSS {peak:.0f} MiB"
+        )
+    return "\n".join(lines)
+
+
+async def soak(args: argparse.Namespace, kawa: Kawa) -> dict[str, Any]:
+    keys = {"write_key": kawa.write_key, "read_key": kawa.read_key, "admin_key": kawa.admin_key}
+    load = Load(kawa.port, keys, make_bodies(32, args.batch, seed=3), args)
+    samples = Samples(kawa, load, args.sample_every)
+    seconds = args.minutes * 60
+    tally = await load.run(seconds, [samples.run])
+    load.client.close()
+    series = collect(samples.procs)
+    duration = samples.procs[-1][0]
+    verdicts = [
+        verdict(s, duration, rss_limit_mib=args.rss_limit, fd_limit=args.fd_limit) for s in series.values()
+    ]
+    return {"tally": tally, "verdicts": verdicts, "samples": samples.rows, "seconds": round(duration, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    folder = Path(tempfile.mkdtemp(prefix="kawa-soak-"))
+    info = machine()
+    kawa = start_kawa(folder, PROJECT, prepare=prepare)
+    try:
+        history = send_history(kawa, args.users)
+        print(
+            f"kawa serve at port {kawa.port}, pid {kawa.process.pid}; {history} history events landed",
+            flush=True,
+        )
+        scored_before = int(realtime.trigger_counts(kawa).get("scored", 0))
+        result = asyncio.run(soak(args, kawa))
+        tally: Tally = result["tally"]
+        lake = check_lake(kawa, tally)
+        runs = pipeline_runs(kawa, tally)
+        counts, _ = realtime.wait_scored(kawa, scored_before + tally.trigger_sent, timeout=120.0)
+        scored = int(counts.get("scored", 0)) - scored_before
+    finally:
+        kawa.stop()
+        log_tail = kawa.log[-40:]
+        if args.keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    verdicts = result["verdicts"]
+    problems = [f"{v['label']}: {', '.join(v['grew'])} grew" for v in verdicts if v["grew"]]
+    problems += [f"{v['label']}: restarted (pids {v['pids']})" for v in verdicts if v["restarted"]]
+    if lake["lost"] or lake["doubled"] or lake["unexpected"]:
+        problems.append(
+            f"lake: {lake['lost']} lost, {lake['doubled']} doubled, {lake['unexpected']} unexpected"
+        )
+    if scored != tally.trigger_sent or counts.get("errors"):
+        problems.append(
+            f"trigger: {scored} scored of {tally.trigger_sent} sent, {counts.get('errors')} errors"
+        )
+    loads = [row["load_average"] for row in result["samples"]]
+    report = {
+        "benchmark": "soak",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": info,
+        "command": "python -m benchmarks.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "seconds": result["seconds"],
+        "load_average": {"min": min(loads), "median": sorted(loads)[len(loads) // 2], "max": max(loads)},
+        "history_events": history,
+        "events": {"sent": tally.sent_events, "accepted": tally.accepted, "rejected": tally.rejected, **lake},
+        "statuses": dict(sorted(tally.statuses.items())),
+        "errors": dict(tally.errors),
+        "pipeline_runs": {"started": len(tally.run_ids), **runs},
+        "trigger": {"sent": tally.trigger_sent, "scored": scored, "errors": counts.get("errors")},
+        "processes": verdicts,
+        "samples": result["samples"],
+        "problems": problems,
+        "verdict": "flat" if not problems else "FAILED",
+        "server_log_tail": log_tail,
+    }
+    path = save("soak", report, args.out)
+    print("\n" + table(verdicts))
+    print(f"\nevents: {report['events']}")
+    print(f"statuses: {report['statuses']}")
+    print(f"errors: {report['errors'] or 'none'}")
+    print(f"pipeline runs: {report['pipeline_runs']}; trigger: {report['trigger']}")
+    print(f"load average: {report['load_average']}")
+    print(f"verdict: {report['verdict']}" + "".join(f"\n  - {p}" for p in problems))
+    print(f"results: {path}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
