@@ -9,6 +9,8 @@ from typing import Any
 import msgspec
 import yaml
 
+from kawa.tracking.origins import normalise_origin
+
 CONFIG_NAME = "kawa.yaml"
 ENV_PREFIX = "KAWA__"
 
@@ -66,10 +68,16 @@ class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True):
     timeout_s: float = 5.0
 
 
-class ProjectKeys(msgspec.Struct, forbid_unknown_fields=True):
+class ProjectKeys(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     write_key: str
     read_key: str
     admin_key: str
+    # Web origins whose pages may send this project's events (CORS); None: any, []: none. See docs/browser.md.
+    allowed_origins: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.allowed_origins is not None:
+            self.allowed_origins = [normalise_origin(o) for o in self.allowed_origins]
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kawa import __version__, ui
 from kawa.api import bandits as bandit_routes
+from kawa.api import browser as browser_routes
 from kawa.api import catalog, ingest, models, pipelines, predictions, runs, segment, triggers, warehouse
 from kawa.api import events as event_routes
 from kawa.api import recommendations as recommendation_routes
@@ -60,6 +61,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(recommendation_routes.router)
     app.include_router(segment_routes.router)
     ui.install(app)
+    browser_routes.install(app, runtime)  # /kawa.js, and CORS on the ingest paths only
     app.add_middleware(RequestContext, access_log=runtime.config.server.access_log)
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
