@@ -28,6 +28,8 @@ buyer = Trigger("buyer_on_view", on={"event_name": "view"}, key="keys.user_id", 
 GOOD = [
     {"event_name": "view", "event_id": f"v{i}", "keys": {"user_id": f"u{i}"}, "price": 60.0} for i in range(3)
 ]
+pytestmark = pytest.mark.slow  # one kawa serve for the module, with a trigger and its model
+
 BAD_LINES = [
     json.dumps({"event_name": "view", "keys": {}}),  # no user_id or visitor_id
     json.dumps({"keys": {"user_id": "x"}}),  # no event_name
@@ -94,7 +96,10 @@ def test_metrics_count_events_by_reason_predictions_runs_and_lags(served: Server
             and total(found, "kawa_trigger_scored_total") == 3
         )
 
-    wait_until(lambda: caught_up() or bool(time.sleep(0.2)), timeout=30)
+    deadline = time.monotonic() + 30
+    while not caught_up():  # each look is a scrape: not too often
+        assert time.monotonic() < deadline, "the lake or the trigger worker did not catch up"
+        time.sleep(0.2)
     found = scrape(served)
     project = served.project
     assert value(found, "kawa_events_accepted_total", project=project) == 3
