@@ -192,6 +192,42 @@ def test_a_send_beacon_text_plain_body_lands(
     assert rows == [["beaconed"], ["beaconed_too"]]
 
 
+def test_events_wait_in_storage_while_kawa_is_unreachable_and_land_later(
+    kawa_server: Server,
+    site: Site,
+    page,  # type: ignore[no-untyped-def]
+) -> None:
+    site.pages["/offline.html"] = _page(
+        "Offline", snippet(kawa_server.url, kawa_server.keys["write_key"], flush_interval="100")
+    )
+    failed: list[str] = []
+
+    def unreachable(route) -> None:  # type: ignore[no-untyped-def]
+        failed.append(route.request.url)
+        route.abort("connectionrefused")
+
+    page.context.route(kawa_server.url + "/v1/events", unreachable)
+    page.goto(site.origin + "/offline.html")
+    page.wait_for_function("window.kawa && window.kawa.loaded")
+    page.evaluate("kawa('track', 'offline_add', {item_id: 'sku-1', quantity: '2'})")
+    for _ in range(150):  # until the first send and a retry after it have failed (15 s at most)
+        if len(failed) >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert len(failed) >= 2
+    queued = json.loads(_stored(page, "kawa_queue"))
+    assert sorted(e["event_name"] for e in queued) == ["offline_add", "view"]
+    page.context.unroute(kawa_server.url + "/v1/events")
+    page.wait_for_function("localStorage.getItem('kawa_queue') === null", timeout=30_000)
+    visitor = queued[0]["keys"]["visitor_id"]
+    expected = [["offline_add", "sku-1", 2], ["view", None, None]]
+    rows = kawa_server.wait_for(
+        f"SELECT event_name, item_id, quantity FROM events WHERE keys.visitor_id = '{visitor}' ORDER BY 1",
+        expected,
+    )
+    assert rows == expected
+
+
 def _analytics_js_message(kind: str, anonymous_id: str, page_url: str, **fields: object) -> dict[str, object]:
     """A message as analytics.js (analytics-next 1.84) builds it, fields and all."""
     page = {"path": "/plain.html", "referrer": "", "search": "", "title": "Plain", "url": page_url}
