@@ -94,6 +94,36 @@ def test_page_views_clicks_and_identify_land_with_visitor_and_session(
     page.wait_for_function("localStorage.getItem('kawa_queue') === null")  # acknowledged, so forgotten
 
 
+def test_a_session_ends_after_30_idle_minutes_and_a_reset_forgets_the_visitor(
+    kawa_server: Server,
+    site: Site,
+    page,  # type: ignore[no-untyped-def]
+) -> None:
+    site.pages["/idle.html"] = _page(
+        "Idle",
+        snippet(kawa_server.url, kawa_server.keys["write_key"], flush_interval="60000", batch_size="50"),
+    )
+    page.goto(site.origin + "/idle.html")
+    page.wait_for_function("window.kawa && window.kawa.loaded")
+    first = json.loads(_stored(page, "kawa_session"))
+    visitor = _stored(page, "kawa_vid")
+    # 29 idle minutes keep the session; 31 start a new one.
+    for minutes, same in ((29, True), (31, False)):
+        before = json.loads(_stored(page, "kawa_session"))["id"]
+        page.evaluate(
+            "m => { const s = JSON.parse(localStorage.getItem('kawa_session'));"
+            " s.last = Date.now() - m * 60000;"
+            " localStorage.setItem('kawa_session', JSON.stringify(s)); kawa('track', 'tick'); }",
+            minutes,
+        )
+        after = json.loads(_stored(page, "kawa_queue"))[-1]["keys"]["session_id"]
+        assert (after == before) is same, (minutes, before, after)
+    assert after != first["id"] and _stored(page, "kawa_vid") == visitor
+    page.evaluate("kawa('identify', 'user-9'); kawa('reset'); kawa('track', 'after_logout')")
+    last = json.loads(_stored(page, "kawa_queue"))[-1]["keys"]
+    assert "user_id" not in last and last["visitor_id"] != visitor and last["session_id"] != after
+
+
 def test_an_origin_the_project_does_not_allow_is_refused(
     kawa_server: Server,
     site: Site,
