@@ -6,6 +6,9 @@ import doctest
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from kawa.config import Config, ServerConfig
 from kawa.events import metrics as event_metrics
 from kawa.events.validate import decode_batch
 from kawa.observe import logs, middleware
+from kawa.observe.metrics import multiprocess_dir, reset_multiprocess_dir
 from kawa.observe.process import problem
 from kawa.serve.local import free_port
 from kawa.stores.metadata import open_metadata
@@ -93,3 +97,16 @@ def test_unknown_log_format_or_tracing_mode_stops_kawa_serve_with_what_to_use() 
     assert bad_format is not None and "use 'text' or 'json'" in bad_format
     bad_tracing = problem(Config(server=ServerConfig(tracing="zipkin")))
     assert bad_tracing is not None and "off, otlp, console" in bad_tracing
+
+
+def test_a_new_serve_gets_empty_metric_files_and_leaves_a_running_ones_alone(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    live = multiprocess_dir(tmp_path, os.getpid())
+    dead = multiprocess_dir(tmp_path, gone.pid)
+    for folder in (live, dead):
+        folder.mkdir(parents=True)
+        (folder / "counter_1.db").write_bytes(b"x")
+    mine = reset_multiprocess_dir(multiprocess_dir(tmp_path, 999_999_999))
+    assert mine.is_dir() and not any(mine.iterdir())
+    assert (live / "counter_1.db").exists() and not dead.exists()

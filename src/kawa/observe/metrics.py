@@ -2,7 +2,7 @@
 
 `kawa serve` runs the API (one or more processes), the lake writer, the trigger worker and the
 scheduler as separate processes. Counters and histograms use prometheus_client's multiprocess mode:
-the supervisor points PROMETHEUS_MULTIPROC_DIR at `<state>/run/prometheus` (emptied at each start),
+the supervisor points PROMETHEUS_MULTIPROC_DIR at `<state>/run/prometheus/<its pid>` (new at each start),
 each process writes its values to memory-mapped files there, and whichever API process answers
 /metrics adds them all up. So `--workers N` scrapes agree, and a restarted part's counts are kept.
 Values that live in the stores (log offsets, trigger counters, pipeline runs) are read from them at
@@ -53,17 +53,33 @@ def timed_predict(project: str, model: str, version: int | None, path: str, rows
         PREDICT_SECONDS.labels(project, model, str(version), path).observe(time.perf_counter() - start)
 
 
-def multiprocess_dir(state_path: Path) -> Path:
-    """Where the processes of the `kawa serve` over `state_path` keep their metric files."""
-    return state_path / "run" / "prometheus"
+def multiprocess_dir(state_path: Path, supervisor_pid: int) -> Path:
+    """Where the processes of the `kawa serve` (supervisor `supervisor_pid`) keep their metric files."""
+    return state_path / "run" / "prometheus" / str(supervisor_pid)
 
 
-def reset_multiprocess_dir(state_path: Path) -> Path:
-    """An empty metrics folder for a new `kawa serve` (counters start at zero, as a restart does)."""
-    folder = multiprocess_dir(state_path)
+def reset_multiprocess_dir(folder: Path) -> Path:
+    """Make `folder` empty for a new `kawa serve` (counters start at zero, as after any restart).
+
+    Folders of supervisors that are gone are removed; a live one's is left alone (a second `kawa
+    serve` started by mistake over the same state must not blank the running one's metrics).
+    """
+    for other in folder.parent.glob("*") if folder.parent.is_dir() else ():
+        if other != folder and not (other.name.isdigit() and _alive(int(other.name))):
+            shutil.rmtree(other, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def multiprocess_enabled() -> bool:

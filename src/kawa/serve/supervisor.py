@@ -44,6 +44,7 @@ class Supervisor:
         extra_apis = [f"api-{i}" for i in range(2, config.server.workers + 1)]
         self.children = {part: Child(part) for part in (*PARTS[:1], *extra_apis, *PARTS[1:])}
         self.stopping = threading.Event()
+        self.metrics_dir = multiprocess_dir(config.state_path, os.getpid())
         self._print_lock = threading.Lock()
 
     @property
@@ -67,7 +68,7 @@ class Supervisor:
         env["KAWA__SERVER__WORKERS"] = str(self.config.server.workers)
         env["KAWA__STATE_DIR"] = str(self.config.state_path)
         env["PYTHONUNBUFFERED"] = "1"
-        env[MULTIPROC_ENV] = str(multiprocess_dir(self.config.state_path))  # one /metrics for all parts
+        env[MULTIPROC_ENV] = str(self.metrics_dir)  # one /metrics for all parts (kawa.observe.metrics)
         return env
 
     def _start(self, child: Child) -> None:
@@ -122,7 +123,7 @@ class Supervisor:
             self.say("kawa", problem)
             return 2
         self.say("kawa", f"state in {self.config.state_path}")
-        reset_multiprocess_dir(self.config.state_path)
+        reset_multiprocess_dir(self.metrics_dir)
         for child in self.children.values():
             self._start(child)
         ready = False
