@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench serve clean
+.PHONY: demo test lint bench serve clean docs dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -58,5 +58,15 @@ soak: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/kawa serve
 
+# The documentation site: reference pages generated from the code, then mkdocs (strict) into site/.
+docs: $(STAMP)
+	$(BIN)/python -m kawa._docs docs/reference
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# The sdist, and the wheel built from it, into dist/ (hatchling; version from src/kawa/__init__.py).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) .kawa build dist
+	rm -rf $(VENV) .kawa build dist site docs/reference

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from kawa import __version__
 from kawa.cli import (
     bandits,
     catalog,
@@ -31,6 +34,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kawa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print kawa's version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 project.register(app)
 serve.register(app)
 warehouse.register(app)
