@@ -111,7 +111,8 @@
   }
 
   function props(target, values) {
-    Object.keys(values || {}).forEach(function (name) {
+    if (!values || typeof values !== "object") return target;
+    Object.keys(values).forEach(function (name) {
       var value = values[name];
       if (value === undefined) return;
       if (NUMBERS[name] && typeof value === "string") {
@@ -129,6 +130,7 @@
   }
 
   function enqueue(name, values) {
+    if (typeof name !== "string" || !name) return warn("an event needs a name: kawa('track', 'signup', {...})");
     var now = Date.now();
     var keys = { visitor_id: visitorId(), session_id: sessionId(now) };
     var user = load("kawa_uid");
@@ -156,26 +158,33 @@
   var timer = null;
   var sending = false;
   var failures = 0;
+  var backoffUntil = 0;
   function schedule(delay) {
     if (timer === null) timer = window.setTimeout(function () { timer = null; flush(); }, delay);
   }
   function retryLater() {
     failures += 1;
     var delay = Math.min(60000, 1000 * Math.pow(2, failures - 1));
-    schedule(delay / 2 + Math.random() * delay / 2);
+    var wait = delay / 2 + (Math.random() * delay) / 2;
+    backoffUntil = Date.now() + wait;
+    schedule(wait);
   }
 
-  function flush() {
+  // Sends up to 100 waiting events; while kawa is failing, not before the backoff is over unless forced.
+  function flush(force) {
     if (sending) return;
+    var wait = backoffUntil - Date.now();
+    if (wait > 0 && !force) return schedule(wait);
     var events = readQueue().slice(0, 100);
     if (!events.length) return;
     if (timer !== null) { window.clearTimeout(timer); timer = null; }
     sending = true;
+    var body = payload(events);
     window.fetch(url, {
       method: "POST",
       headers: { "Content-Type": "text/plain" },
-      body: payload(events),
-      keepalive: true,
+      body: body,
+      keepalive: body.length < BEACON_BYTES, // browsers refuse keepalive bodies over 64 KiB
       credentials: "omit",
       mode: "cors"
     }).then(function (response) {
@@ -185,6 +194,7 @@
         if (!response.ok) response.text().then(function (t) { warn("kawa refused events: " + response.status + " " + t); });
         else response.json().then(function (r) { if (r.rejected) warn(r.rejected + " events refused: " + JSON.stringify(r.errors || r)); }, function () {});
         failures = 0;
+        backoffUntil = 0;
         forget(events);
         if (readQueue().length) schedule(0);
         return;
@@ -208,7 +218,9 @@
         body = payload(chunk);
       }
       if (!navigator.sendBeacon(url, body)) return; // the browser's beacon quota is full: keep the rest
-      forget(chunk);
+      // While kawa has been failing, a beacon may well be lost too: keep its events for the next page
+      // (sent twice, they are stored once: kawa drops repeated event_ids).
+      if (!failures) forget(chunk);
     }
   }
 
@@ -244,7 +256,7 @@
       save("kawa_uid", null);
       save("kawa_vid", null, 730);
       save("kawa_session", null);
-    } else if (command === "flush") flush();
+    } else if (command === "flush") flush(true);
     else warn("unknown command " + JSON.stringify(command) + "; use track, page, identify, reset or flush");
   };
   api.loaded = true;
