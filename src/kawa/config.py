@@ -34,6 +34,10 @@ class IngestConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_events_per_request: int = 10_000
     # Requests waiting for the event log beyond this many are answered 503 with Retry-After.
     max_pending_requests: int = 256
+    # A request body that sends no bytes for this long is cut off with 408 (slow-body attacks).
+    body_idle_timeout_s: float = 10.0
+    # A request body must arrive whole within this many seconds of the request's start, else 408.
+    body_timeout_s: float = 60.0
 
 
 class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -6,9 +6,10 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException  # FastAPI's, and the router's own 404 and 405
 
 from kawa import __version__, ui
 from kawa.api import bandits as bandit_routes
@@ -63,6 +64,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     ui.install(app)
     browser_routes.install(app, runtime)  # /kawa.js, and CORS on the ingest paths only
     app.add_middleware(RequestContext, access_log=runtime.config.server.access_log)
+    limits = runtime.config.ingest  # every route's body: its size, and how long it may take to arrive
+    app.add_middleware(
+        ingest.BodyGuard,
+        limit=limits.max_body_bytes,
+        idle_s=limits.body_idle_timeout_s,
+        total_s=limits.body_timeout_s,
+    )
 
     @app.get("/healthz", tags=["operations"], summary="Whether the API can take events")
     async def healthz() -> dict[str, object]:

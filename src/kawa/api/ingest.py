@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kawa.api.auth import authenticate, request_key
 from kawa.auth import Role
@@ -38,6 +41,58 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
     body = b"".join(chunks)
     return decompress(body, request.headers.get("content-encoding", ""), limit)
+
+
+class BodyGuard:
+    """ASGI middleware: every route's body is refused past `limit` bytes (413), or when it stalls or
+    trickles in (408), with the app's own error answer; the app sees the error where it reads the body.
+
+    Only reads of an unfinished body are checked. Once the body is whole, `receive` (which a streaming
+    response awaits to notice a disconnect) passes through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int, idle_s: float, total_s: float) -> None:
+        self.app = app
+        self.limit = limit
+        self.idle_s = idle_s
+        self.total_s = total_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.total_s
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        size = 0
+        whole = False
+
+        async def guarded_receive() -> Message:
+            nonlocal size, whole
+            if whole:
+                return await receive()
+            if declared.isdigit() and int(declared) > self.limit:
+                whole = True
+                raise HTTPException(413, f"the body is {int(declared)} bytes; the limit is {self.limit}")
+            wait = max(min(self.idle_s, deadline - loop.time()), 0.0)
+            try:
+                message = await asyncio.wait_for(receive(), wait)
+            except TimeoutError:
+                whole = True
+                raise HTTPException(
+                    408,
+                    f"the request body stalled (no bytes for {self.idle_s:g} s, or not whole within "
+                    f"{self.total_s:g} s); send the whole body at once",
+                ) from None
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                whole = True
+                raise HTTPException(413, f"the body is over {self.limit} bytes; send less")
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                whole = True
+            return message
+
+        await self.app(scope, guarded_receive, send)
 
 
 def is_ndjson(request: Request, body: bytes) -> bool:

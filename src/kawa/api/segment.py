@@ -29,7 +29,10 @@ def _route(path_type: str):  # type: ignore[no-untyped-def]
             body = _decoder.decode(raw)
         except (msgspec.DecodeError, RecursionError) as exc:
             raise BodyError(f"the body is not valid JSON: {exc}") from None
-        key = write_key(body, request.headers.get("authorization"))
+        try:
+            key = write_key(body, request.headers.get("authorization"))
+        except SegmentError as exc:  # a malformed Basic header: no usable key
+            raise HTTPException(401, str(exc)) from None
         if key is None:
             raise HTTPException(401, "no write key; send it as the HTTP Basic user name or as writeKey")
         info = runtime.keyring.verify(key)

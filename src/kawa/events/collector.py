@@ -48,6 +48,9 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+_MAX_MEMBERS = 64
+
+
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     """The body without its Content-Encoding; gzip bombs stop at `limit` bytes of output."""
     encoding = encoding.strip().lower()
@@ -55,14 +58,25 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise BodyError(f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding")
-    inflater = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BodyError(f"the body is not valid {encoding}: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"the decompressed body is over {limit} bytes; send smaller batches")
-    return out
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    # gzip allows several members one after another (zero padding may follow); a few are plenty.
+    for _ in range(_MAX_MEMBERS):
+        inflater = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
+        try:
+            parts.append(inflater.decompress(rest, limit + 1 - size))
+        except zlib.error as exc:
+            raise BodyError(f"the body is not valid {encoding}: {exc}") from None
+        size += len(parts[-1])
+        if size > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the decompressed body is over {limit} bytes; send smaller batches")
+        if not inflater.eof:
+            raise BodyError(f"the body is not valid {encoding}: it ends before the compressed data does")
+        rest = inflater.unused_data
+        if not rest or rest[0] == 0:
+            return b"".join(parts)
+    raise BodyError(f"the body has more than {_MAX_MEMBERS} {encoding} members; compress it as one")
 
 
 class Collector:

@@ -16,6 +16,7 @@ from typing import Annotated, cast
 import msgspec
 import numpy as np
 
+from kawa.events._nesting import NotJSON, pseudo_depth, top_level_items
 from kawa.events._times import UNPARSED, event_times
 from kawa.events.schema import Id, IncomingEvent, Keys, RejectedEvent
 
@@ -66,8 +67,6 @@ _typed_one = msgspec.json.Decoder(IncomingEvent)
 _any = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
-_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
-
 
 class BodyError(ValueError):
     """The body as a whole cannot be read; the message says why. Maps to a 400."""
@@ -80,15 +79,6 @@ class Batch:
     lines: list[bytes] = field(default_factory=list)
     times: list[int] = field(default_factory=list)
     rejected: list[RejectedEvent] = field(default_factory=list)
-
-
-def pseudo_depth(data: bytes) -> int:
-    """The deepest bracket nesting in `data`, counting brackets inside strings too (cheap, in C/NumPy)."""
-    marks = np.frombuffer(data.translate(None, _BRACKETS), dtype=np.uint8)
-    if marks.size == 0:
-        return 0
-    steps = np.where((marks == 0x5B) | (marks == 0x7B), 1, -1).astype(np.int32)
-    return int(np.cumsum(steps).max())
 
 
 def split_body(body: bytes, ndjson: bool, max_depth: int) -> tuple[list[msgspec.Raw | None], list[str]]:
@@ -146,17 +136,20 @@ def _split_checked(body: bytes, ndjson: bool, max_depth: int) -> tuple[list[msgs
     if first != b"[":
         raise BodyError("the body must be a JSON object, a JSON array of objects, or NDJSON")
     try:
-        items = _raw_list.decode(body)
-    except RecursionError:
-        raise BodyError(f"the body is nested deeper than {max_depth} levels") from None
-    except msgspec.DecodeError as exc:
+        items = top_level_items(body)  # no parser sees an item before its depth is known
+    except NotJSON as exc:
         raise BodyError(f"the body is not valid JSON: {exc}") from None
     raws: list[msgspec.Raw | None] = []
     reasons: list[str] = []
     for item in items:
-        too_deep = pseudo_depth(bytes(item)) > max_depth
-        raws.append(None if too_deep else item)
-        reasons.append(f"nested deeper than {max_depth} levels" if too_deep else "")
+        raw, reason = None, f"nested deeper than {max_depth} levels"
+        if pseudo_depth(item) <= max_depth:
+            try:
+                raw, reason = _raw_one.decode(item), ""
+            except msgspec.DecodeError as exc:
+                reason = f"not valid JSON: {exc}"
+        raws.append(raw)
+        reasons.append(reason)
     return raws, reasons
 
 
@@ -284,7 +277,7 @@ def decode_batch(
                 events = [_fast_one.decode(body)]
             else:
                 events = cast("list[_Event | None]", _fast_list.decode(body))
-        except msgspec.ValidationError:
+        except msgspec.DecodeError:  # a bad field, or invalid UTF-8 the raw split let through
             fast = False
     if fast and key_project is None:
         accepted = _accept_all(events, lines, received_at)  # type: ignore[arg-type]
@@ -303,6 +296,9 @@ def decode_batch(
                     events.append(_typed_one.decode(line))
                 except msgspec.ValidationError as exc:
                     reasons[i] = _explain(exc)
+                    events.append(None)
+                except msgspec.DecodeError as exc:  # e.g. invalid UTF-8 inside a string
+                    reasons[i] = f"not valid JSON: {exc}"
                     events.append(None)
 
     batch = Batch()
