@@ -7,7 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -20,6 +20,11 @@ from kawa.runtime import Runtime
 from tests.conftest import Server, kawa
 from tests.triggers.conftest import buyer_bundle, wait_until
 
+if TYPE_CHECKING:
+    from tests.services.redis import RedisServer
+
+pytest_plugins = ["tests.services.redis"]
+
 FEATURES = """
 from kawa.triggers import Trigger
 
@@ -28,7 +33,7 @@ buyer = Trigger("buyer_on_view", on={"event_name": "view"}, key="keys.user_id", 
 GOOD = [
     {"event_name": "view", "event_id": f"v{i}", "keys": {"user_id": f"u{i}"}, "price": 60.0} for i in range(3)
 ]
-pytestmark = pytest.mark.slow  # one kawa serve for the module, with a trigger and its model
+pytestmark = pytest.mark.slow  # one kawa serve for the module, with two API processes
 
 BAD_LINES = [
     json.dumps({"event_name": "view", "keys": {}}),  # no user_id or visitor_id
@@ -38,12 +43,19 @@ BAD_LINES = [
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """JSON logs with an access log; a trigger and its model; two finished pipeline runs."""
+def served(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Server]:
+    """Two API processes on Redis; JSON logs with an access log; a trigger and its model; two runs."""
     root = tmp_path_factory.mktemp("observe")
-    srv = Server(root, env={"KAWA__SERVER__LOG_FORMAT": "json", "KAWA__SERVER__ACCESS_LOG": "true"})
+    env = {
+        "KAWA__STORES__EVENT_LOG": redis_server.url,
+        "KAWA__STORES__ONLINE": redis_server.url,
+        "KAWA__SERVER__WORKERS": "2",
+        "KAWA__SERVER__LOG_FORMAT": "json",
+        "KAWA__SERVER__ACCESS_LOG": "true",
+    }
+    srv = Server(root, env=env)
     (root / "features.py").write_text(FEATURES)
-    runtime = Runtime(load_config(root / "kawa.yaml"))
+    runtime = Runtime(load_config(root / "kawa.yaml", env=env))
     registry = Registry.from_runtime(runtime)
     registry.promote(srv.project, "buyer", registry.register(srv.project, "buyer", buyer_bundle()))
     runs = RunStore(runtime.metadata)
@@ -58,7 +70,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of /metrics by (name, labels)."""
+    """Every sample of /metrics by (name, labels), from whichever API process takes the connection."""
     text = httpx.get(server.url + "/metrics", timeout=30).text
     return {
         (s.name, frozenset(s.labels.items())): s.value
@@ -129,6 +141,19 @@ def test_metrics_count_events_by_reason_predictions_runs_and_lags(served: Server
     assert value(later, "kawa_events_accepted_total", project=project) == 3
     assert value(later, "kawa_ingest_seconds_count") == 2
 
+    # Each API process answers with the totals of all: new connections reach both, and all agree.
+    answers: dict[int, float | None] = {}
+    for _ in range(40):
+        with httpx.Client(base_url=served.url, timeout=30) as client:
+            pid = client.get("/healthz").json()["pid"]
+            text = client.get("/metrics").text
+        families = text_string_to_metric_families(text)
+        samples = {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
+        answers[pid] = value(samples, "kawa_events_accepted_total", project=project)
+        if len(answers) == 2:
+            break
+    assert len(answers) == 2 and set(answers.values()) == {3}
+
 
 def test_json_log_lines_carry_the_request_id(served: Server) -> None:
     r = httpx.get(served.url + "/healthz", headers={"X-Request-ID": "obs-test-42"})
@@ -145,7 +170,7 @@ def test_json_log_lines_carry_the_request_id(served: Server) -> None:
 
     wait_until(lambda: bool(logged()))
     (line,) = logged()
-    assert line["part"] == "api" and line["logger"] == "kawa.access" and line["level"] == "INFO"
+    assert line["part"] in ("api", "api-2") and line["logger"] == "kawa.access" and line["level"] == "INFO"
     assert line["message"].startswith("GET /healthz 200")
     # Every line kawa serve printed is one JSON object, its own and its parts' alike.
     lines = [json.loads(text) for text in served.log]
@@ -154,22 +179,20 @@ def test_json_log_lines_carry_the_request_id(served: Server) -> None:
 
 
 def test_status_of_the_running_project_is_healthy(served: Server) -> None:
-    wait_until(lambda: httpx.get(served.url + "/healthz").status_code == 200)
-    deadline = time.monotonic() + 10
-    while True:
-        done = kawa("status", "--json", cwd=served.root, check=False)
-        report = json.loads(done.stdout)
-        if done.returncode == 0 or time.monotonic() > deadline:
-            break
+    settings = {k: v for k, v in served.env.items() if k.startswith("KAWA__")}  # its Redis stores
+    done = kawa("status", "--json", cwd=served.root, check=False, env=settings)
     assert done.returncode == 0, done.stdout + done.stderr
-    states = {c["name"]: c["status"] for c in report["checks"]}
-    assert states == {
-        **dict.fromkeys(["event_log", "lake", "online", "metadata", "artifacts", "executor"], "ok"),
-        **dict.fromkeys(
-            ["serve/api", "serve/lake", "serve/triggers", "serve/bandits", "serve/scheduler"], "ok"
-        ),
-    }
-    assert report["lags"]["lake_lag_bytes"] == 0 and report["lags"]["scored_lag_bytes"] == 0
-    assert (
-        report["lags"]["acknowledged_offset"] == httpx.get(served.url + "/healthz").json()["event_log_offset"]
-    )
+    report = json.loads(done.stdout)
+    checks = {c["name"]: (c["backend"], c["status"]) for c in report["checks"]}
+    assert checks == {
+        "event_log": ("redis", "ok"), "lake": ("parquet+duckdb", "ok"), "online": ("redis", "ok"),
+        "metadata": ("sqlite", "ok"), "artifacts": ("local", "ok"), "executor": ("local", "ok"),
+        "serve/api": (served.url, "ok"), "serve/api-2": ("kawa serve", "ok"),
+        "serve/lake": ("kawa serve", "ok"), "serve/triggers": ("kawa serve", "ok"),
+        "serve/bandits": ("kawa serve", "ok"), "serve/scheduler": ("kawa serve", "ok"),
+    }  # fmt: skip
+    end = httpx.get(served.url + "/healthz").json()["event_log_offset"]
+    assert report["lags"] == {
+        "acknowledged_offset": end, "lake_offset": end, "lake_lag_bytes": 0, "scored_offset": end,
+        "scored_lag_bytes": 0,
+    }  # fmt: skip
