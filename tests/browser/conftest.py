@@ -11,16 +11,14 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from kawa.serve.local import free_port
 from tests.conftest import Server
-
-# Chromium (Debian's, driven by Playwright) and a fresh page per test, as the web UI tests have them;
-# `page` opens at `site.url`.
-from tests.ui.conftest import browser, page  # noqa: F401
+from tests.ui.conftest import chromium_path
 
 
 class Site:
@@ -45,7 +43,7 @@ class Site:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.port = self.httpd.server_address[1]
-        self.origin = self.url = f"http://127.0.0.1:{self.port}"
+        self.origin = f"http://127.0.0.1:{self.port}"
         # The same pages from an origin no project allows (a different host name is a different origin).
         self.foreign_origin = f"http://localhost:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -87,3 +85,32 @@ def kawa_server(tmp_path_factory: pytest.TempPathFactory, site: Site) -> Iterato
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, closed with the module.
+
+    Not tests/ui's session-wide browser: Playwright's sync API runs one instance per thread at a time, and
+    a browser kept open for the session here would stop the web UI tests from starting theirs.
+    """
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A fresh browser context and page; a script error on the page fails the test."""
+    context = chromium.new_context()
+    context.set_default_timeout(15_000)
+    errors: list[str] = []
+    opened = context.new_page()
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield opened
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
