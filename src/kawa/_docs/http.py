@@ -123,13 +123,13 @@ def http_markdown(app: FastAPI | None = None) -> str:
             [(m, code(p), keys.get((m, p), NO_KEY), op.get("summary", "")) for m, p, op in ops],
         ),
     ]
-    tag = None
+    by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for method, path, op in ops:
-        op_tag = (op.get("tags") or ["other"])[0]
-        if op_tag != tag:
-            tag = op_tag
-            lines += [f"## {tag.capitalize()}", ""]
-        lines += _operation(method, path, op, keys.get((method, path), NO_KEY), schema)
+        by_tag.setdefault((op.get("tags") or ["other"])[0], []).append((method, path, op))
+    for tag, tagged in by_tag.items():
+        lines += [f"## {tag.capitalize()}", ""]
+        for method, path, op in tagged:
+            lines += _operation(method, path, op, keys.get((method, path), NO_KEY), schema)
     return "\n".join(lines).rstrip() + "\n"
 
 
