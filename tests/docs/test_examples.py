@@ -1,5 +1,6 @@
-"""Every `kawa ...` line in the shell examples of the docs and README names a command and options that
-exist, so a renamed command or option cannot leave the pages behind."""
+"""The examples in the docs and README name what exists: every `kawa ...` line in their shell blocks a
+command and options of the CLI, every `/v1/...` path a route of the HTTP API, so a renamed command, option
+or route cannot leave the pages behind."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from typing import Any
 import pytest
 import typer.main
 
+from kawa._docs.http import live_app, operations
 from kawa.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```(\w*)\s*$")
 SHELL = {"", "sh", "bash", "console", "shell"}
+# A path as the pages write it: `/v1/predictions/loyalty/u_000123`, `/v1/runs/{id}/logs?follow=true`.
+API_PATH = re.compile(r"/v1/[A-Za-z0-9_./{}<>\-\[\]|]*")
 
 
 def _pages() -> list[Path]:
@@ -94,3 +98,21 @@ def test_a_renamed_option_is_caught() -> None:
     assert problem(root, "kawa pipeline run loyalty --nocache") == "kawa pipeline run has no option --nocache"
     assert problem(root, "kawa pipeline start loyalty") == "kawa pipeline has no command 'start'"
     assert sum(1 for page in _pages() for _ in kawa_lines(page.read_text())) > 100
+
+
+def test_every_api_path_in_the_pages_is_a_route() -> None:
+    routes = [
+        re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$")
+        for _, path, _ in operations(live_app().openapi())
+    ]
+    found, wrong = 0, []
+    for page in _pages():
+        for match in API_PATH.finditer(page.read_text()):
+            path = match.group(0).rstrip(".,").rstrip("/")
+            if any(c in path for c in "[|") or "..." in path:
+                continue  # shorthand for several routes: /v1/bandits[/{name}], /v1/events/recent|rejected
+            found += 1
+            if not any(route.match(path) for route in routes):
+                wrong.append(f"{page.name}: {path}")
+    assert found > 50
+    assert wrong == []
