@@ -105,12 +105,13 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
-    """A fresh browser context and page; a script error on the page fails the test."""
+    """A fresh browser context and page; a script error, or a warning from kawa.js, fails the test."""
     context = chromium.new_context()
     context.set_default_timeout(15_000)
     errors: list[str] = []
     opened = context.new_page()
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    opened.on("console", lambda msg: errors.append(msg.text) if msg.text.startswith("kawa:") else None)
     yield opened
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"errors on the page: {errors}"
