@@ -9,6 +9,8 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,12 +68,22 @@ def test_a_store_call_that_fails_is_counted_for_its_store(tmp_path: Path) -> Non
     assert errors("metadata") > before[1]
 
 
-def test_json_lines_carry_the_request_id_and_the_exception() -> None:
+@contextmanager
+def captured(log_format: str) -> Iterator[io.StringIO]:
+    """What kawa's logging writes in `log_format` while the block runs (the root logger is restored)."""
     out = io.StringIO()
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     try:
-        logs.configure("json", stream=out)
+        logs.configure(log_format, stream=out)
+        yield out
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def test_json_lines_carry_the_request_id_and_the_exception() -> None:
+    with captured("json") as out:
         token = logs.request_id.set("rid-7")
         try:
             logging.getLogger("kawa.test").warning("two\nlines")
@@ -82,9 +94,6 @@ def test_json_lines_carry_the_request_id_and_the_exception() -> None:
         finally:
             logs.request_id.reset(token)
         logging.getLogger("kawa.test").info("outside")
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
     first, second, third = (json.loads(line) for line in out.getvalue().splitlines())
     assert (first["message"], first["request_id"], first["level"]) == ("two\nlines", "rid-7", "WARNING")
     assert second["request_id"] == "rid-7" and "ValueError: boom" in second["exception"]
@@ -110,3 +119,15 @@ def test_a_new_serve_gets_empty_metric_files_and_leaves_a_running_ones_alone(tmp
     mine = reset_multiprocess_dir(multiprocess_dir(tmp_path, 999_999_999))
     assert mine.is_dir() and not any(mine.iterdir())
     assert (live / "counter_1.db").exists() and not dead.exists()
+
+
+def test_text_lines_end_with_the_request_id_inside_a_request() -> None:
+    with captured("text") as out:
+        token = logs.request_id.set("rid-8")
+        logging.getLogger("kawa.test").info("inside")
+        logs.request_id.reset(token)
+        logging.getLogger("kawa.test").info("outside")
+    assert out.getvalue().splitlines() == [
+        "INFO kawa.test: inside [request rid-8]",
+        "INFO kawa.test: outside",
+    ]

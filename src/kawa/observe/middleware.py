@@ -54,31 +54,39 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         rid = incoming_id(scope["headers"]) or new_request_id()
-        token = request_id.set(rid)
+        header = (HEADER, rid.encode("ascii"))
         status = 500
-        started = time.perf_counter()
+        started = time.perf_counter() if self.access_log else 0.0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (HEADER, rid.encode("ascii"))]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        method, path = scope["method"], scope["path"]
+        token = request_id.set(rid)
         try:
-            with tracing.request_span(method, path, rid) as span:
-                try:
-                    await self.app(scope, receive, send_with_id)
-                except Exception:
-                    log.exception("%s %s failed", method, path)
-                    raise
-                finally:
-                    tracing.end_request(span, method, status, _route(scope))
+            if tracing.enabled():
+                with tracing.request_span(scope["method"], scope["path"], rid) as span:
+                    try:
+                        await self._handle(scope, receive, send_with_id)
+                    finally:
+                        tracing.end_request(span, scope["method"], status, _route(scope))
+            else:
+                await self._handle(scope, receive, send_with_id)
         finally:
             if self.access_log:
-                access.info("%s %s %d %.1fms", method, path, status, (time.perf_counter() - started) * 1000)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                access.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed_ms)
             request_id.reset(token)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            raise
 
 
 def _route(scope: Scope) -> str | None:
