@@ -38,21 +38,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert ROOT not in env.parents
     _run([sys.executable, "-m", "venv", "--without-pip", str(env)], cwd=dist)
     # The repository's pip installs into the new environment (--python): no pip of its own to set up.
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(env / "bin" / "python"),
-            "install",
-            "--no-compile",
-            "--quiet",
-            str(wheels[0]),
-        ],
-        cwd=dist,
-        timeout=600,
-    )
+    pip = [sys.executable, "-m", "pip", "--python", str(env / "bin" / "python")]
+    _run([*pip, "install", "--no-compile", "--quiet", str(wheels[0])], cwd=dist, timeout=600)
     return env
 
 
@@ -125,7 +112,7 @@ def test_an_event_sent_to_the_installed_server_is_read_back(venv: Path, project:
     assert rows == [["42", 59.0]]
 
 
-def test_the_ui_and_the_public_routes_are_served_from_the_wheel(server: str) -> None:
+def test_the_ui_and_the_public_routes_are_served_from_the_wheel(venv: Path, server: str) -> None:
     page = httpx.get(f"{server}/", headers={"Accept": "text/html"}, follow_redirects=True)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"], page.text[:500]
     assets = [a for a in _links(page.text) if a.startswith("/ui/static/")]
@@ -134,6 +121,9 @@ def test_the_ui_and_the_public_routes_are_served_from_the_wheel(server: str) -> 
         assert httpx.get(server + asset).status_code == 200, asset
     from kawa._docs.http import NO_KEY, live_app, route_keys
 
+    # The process that answered runs the virtualenv's python: the installed kawa, not the repository's.
+    pid = httpx.get(f"{server}/healthz").json()["pid"]
+    assert str(venv) in Path(f"/proc/{pid}/cmdline").read_text(), "the API process is not the installed kawa"
     public = [
         p for (m, p), key in route_keys(live_app()).items() if m == "GET" and key == NO_KEY and "{" not in p
     ]
