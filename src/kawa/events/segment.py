@@ -70,7 +70,6 @@ size before mapping: the batch-level context copied into each message makes enve
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import re
 from collections.abc import Mapping
@@ -238,7 +237,7 @@ def write_key(body: object, authorization: str | None = None) -> str | None:
         if scheme.lower() == "basic":
             try:
                 decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64, not ASCII, or not UTF-8 underneath
                 raise SegmentError(
                     "the Authorization header is not valid HTTP Basic: send base64 of 'WRITE_KEY:'"
                 ) from None
