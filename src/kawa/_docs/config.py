@@ -44,8 +44,8 @@ HINTS = {
     },
     "LakeConfig": {
         "flush_interval_s": "How often the lake writer publishes new events as Parquet (the SQL freshness).",
-        "flush_max_bytes": "A flush starts early once this many bytes of events wait.",
-        "compact_min_files": "A day partition with this many small files is merged into fewer.",
+        "flush_max_bytes": "Most bytes of log records one flush publishes; the rest wait for the next flush.",
+        "compact_min_files": "A day partition's small files are merged once it has this many.",
     },
     "StoresConfig": {
         "event_log": "`files` (segment files in state_dir) or `redis://host:port/db` (Redis Streams).",
