@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,19 +28,25 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv outside the repository with kawa installed from a wheel built from the sdist."""
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `make dist` makes: the sdist first, then the wheel built from it."""
     dist = tmp_path_factory.mktemp("dist")
     _run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], cwd=dist, timeout=300)
     wheels = list(dist.glob("kawa-*.whl"))
     assert len(wheels) == 1 and list(dist.glob("kawa-*.tar.gz")), sorted(p.name for p in dist.iterdir())
     assert wheels[0].name.startswith(f"kawa-{kawa.__version__}-")
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv outside the repository with kawa installed from the wheel."""
     env = tmp_path_factory.mktemp("venv") / "env"
     assert ROOT not in env.parents
-    _run([sys.executable, "-m", "venv", "--without-pip", str(env)], cwd=dist)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(env)], cwd=env.parent)
     # The repository's pip installs into the new environment (--python): no pip of its own to set up.
     pip = [sys.executable, "-m", "pip", "--python", str(env / "bin" / "python")]
-    _run([*pip, "install", "--no-compile", "--quiet", str(wheels[0])], cwd=dist, timeout=600)
+    _run([*pip, "install", "--no-compile", "--quiet", str(wheel)], cwd=env.parent, timeout=600)
     return env
 
 
@@ -79,6 +86,17 @@ def _run(args: list[str], cwd: Path, timeout: float = 120) -> str:
 
 def _kawa(venv: Path, cwd: Path, *args: str) -> str:
     return _run([str(venv / "bin" / "kawa"), *args], cwd=cwd)
+
+
+def test_the_wheel_holds_every_file_of_the_package(wheel: Path) -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "src/kawa"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert any(path.endswith(".html") for path in tracked)  # templates of the UI, not only modules
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    missing = [path for path in tracked if path.removeprefix("src/") not in shipped]
+    assert missing == []
 
 
 def test_the_installed_kawa_is_the_wheel_and_has_the_source_version(venv: Path, project: Path) -> None:
