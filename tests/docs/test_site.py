@@ -30,7 +30,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("site")
     shutil.copytree(ROOT / "docs", work / "docs", ignore=shutil.ignore_patterns("reference"))
     shutil.copy(ROOT / "mkdocs.yml", work / "mkdocs.yml")
-    write_reference(work / "docs" / "reference")
+    write_reference(work / "docs" / "reference", ROOT / "CHANGELOG.md")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(work / "mkdocs.yml"), "-d", "site"],
         cwd=work,

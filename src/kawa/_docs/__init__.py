@@ -17,12 +17,17 @@ __all__ = ["PAGES", "write_reference"]
 PAGES = {"http.md": http_markdown, "cli.md": cli_markdown, "config.md": config_markdown}
 
 
-def write_reference(folder: Path) -> list[Path]:
-    """Write every generated page into `folder` (created if missing) and return their paths."""
+def write_reference(folder: Path, changelog: Path | None = None) -> list[Path]:
+    """Write every generated page into `folder` (created if missing), and `changelog` as changelog.md
+    when given, and return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, render in PAGES.items():
         path = folder / name
         path.write_text(render())
+        written.append(path)
+    if changelog is not None:
+        path = folder / "changelog.md"
+        path.write_text(changelog.read_text())
         written.append(path)
     return written

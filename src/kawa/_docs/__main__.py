@@ -1,4 +1,5 @@
-"""`python -m kawa._docs [FOLDER]`: write the generated reference pages (default docs/reference)."""
+"""`python -m kawa._docs [FOLDER]`: write the generated reference pages (default docs/reference), with
+CHANGELOG.md of the working folder as changelog.md."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from kawa._docs import write_reference
 
 def main(argv: list[str]) -> None:
     folder = Path(argv[0]) if argv else Path("docs/reference")
-    for path in write_reference(folder):
+    changelog = Path("CHANGELOG.md")
+    for path in write_reference(folder, changelog if changelog.is_file() else None):
         print(f"wrote {path}")
 
 
