@@ -1,9 +1,11 @@
 """The examples in the docs and README name what exists: every `kawa ...` line in their shell blocks a
-command and options of the CLI, every `/v1/...` path a route of the HTTP API, so a renamed command, option
-or route cannot leave the pages behind."""
+command and options of the CLI, every `/v1/...` path a route of the HTTP API, every `from kawa... import`
+a name kawa has, so a renamed command, option, route or function cannot leave the pages behind."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import shlex
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```(\w*)\s*$")
 SHELL = {"", "sh", "bash", "console", "shell"}
 # A path as the pages write it: `/v1/predictions/loyalty/u_000123`, `/v1/runs/{id}/logs?follow=true`.
+IMPORT = re.compile(r"^\s*from (kawa[\w.]*) import \(?([\w, ]+)\)?", re.MULTILINE)
 API_PATH = re.compile(r"/v1/[A-Za-z0-9_./{}<>\-\[\]|]*")
 
 
@@ -116,3 +119,24 @@ def test_every_api_path_in_the_pages_is_a_route() -> None:
                 wrong.append(f"{page.name}: {path}")
     assert found > 50
     assert wrong == []
+
+
+def test_every_import_from_kawa_in_the_pages_works() -> None:
+    found, wrong = 0, []
+    for page in _pages():
+        for match in IMPORT.finditer(page.read_text()):
+            try:
+                module = importlib.import_module(match.group(1))
+            except ImportError as exc:
+                wrong.append(f"{page.name}: {exc}")
+                continue
+            for name in filter(None, (n.strip() for n in match.group(2).split(","))):
+                found += 1
+                if not (hasattr(module, name) or _submodule(module, name)):
+                    wrong.append(f"{page.name}: from {module.__name__} import {name}")
+    assert found > 20
+    assert wrong == []
+
+
+def _submodule(package: Any, name: str) -> bool:
+    return hasattr(package, "__path__") and importlib.util.find_spec(f"{package.__name__}.{name}") is not None
