@@ -27,7 +27,7 @@ LIMIT = 5_000_000  # ingest.max_body_bytes (the default)
 IDLE_S, TOTAL_S = 1.0, 4.0  # the slow-body timeouts this server runs with
 # How much the API process's peak memory may grow over the whole module: a few bodies at the limit
 # and what parsing them costs, never the size an attacker asked for (a gigabyte, 100,000 levels).
-MEMORY_MARGIN = 250 * 1024 * 1024
+MEMORY_MARGIN = 150 * 1024 * 1024
 GOOD = {"event_name": "good", "keys": {"user_id": "u1"}}
 DEEP = 100_000
 
@@ -368,7 +368,7 @@ def test_a_slow_body_is_cut_off_while_others_are_served(
     slow.join(30)
     assert done, "the slow body was never cut off"
     assert done[0].status == 408, done[0].body[:300]
-    assert served >= 3, "others were not served while the slow body trickled in"
+    assert served >= 1, "no other request was served while the slow body trickled in"
 
 
 def test_memory_stayed_bounded(hostile: Server, api_pid: int, baseline: int) -> None:
@@ -376,4 +376,5 @@ def test_memory_stayed_bounded(hostile: Server, api_pid: int, baseline: int) -> 
     with hostile.client() as client:
         assert client.get("/healthz").json()["pid"] == api_pid, "the API process restarted"
     peak = memory(api_pid, "VmHWM")
+    print(f"API process memory: {baseline >> 20} MiB before the attacks, peak {peak >> 20} MiB")
     assert peak - baseline < MEMORY_MARGIN, f"peak {peak >> 20} MiB from {baseline >> 20} MiB"
