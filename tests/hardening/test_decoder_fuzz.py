@@ -80,6 +80,13 @@ bodies = st.one_of(
     st.tuples(events, st.integers(0, 3000)).map(
         lambda p: b"[" + json.dumps(p[0]).encode() + b"," + with_properties(p[0], nested(p[1])) + b"]"
     ),
+    # Raw bytes (invalid UTF-8 too) inside a string of an otherwise fine event, alone or in a batch.
+    st.tuples(
+        events, st.binary(min_size=1, max_size=4).map(lambda b: b.replace(b'"', b"").replace(b"\\", b""))
+    ).map(lambda p: json.dumps([{**p[0], "page": "@@"}] * 2).encode().replace(b"@@", p[1])),
+    st.tuples(
+        events, st.binary(min_size=1, max_size=4).map(lambda b: b.replace(b'"', b"").replace(b"\\", b""))
+    ).map(lambda p: json.dumps({**p[0], "event_name": "@@"}).encode().replace(b"@@", p[1])),
     st.tuples(st.lists(events, min_size=1, max_size=3), st.binary(max_size=20), st.integers(0, 200)).map(
         lambda p: json.dumps(p[0]).encode()[: p[2]] + p[1]  # cut short, with noise after
     ),
@@ -239,11 +246,13 @@ def test_predict_bodies_parse_or_fail_cleanly(body: bytes) -> None:
 
 
 def test_the_deepest_bodies_are_refused_without_recursion() -> None:
-    deep, limits = (
-        100_000,
-        {"project": "p", "received_at": RECEIVED, "max_depth": 32, "max_event_bytes": 1 << 30},
-    )
+    def decode(body: bytes) -> Batch:
+        return decode_batch(
+            body, ndjson=False, project="p", received_at=RECEIVED, max_depth=32, max_event_bytes=1 << 30
+        )
+
+    deep = 100_000
     with pytest.raises(BodyError, match="deeper than"):
-        decode_batch(b'{"a":' * deep + b"1" + b"}" * deep, ndjson=False, **limits)  # type: ignore[arg-type]
-    batch = decode_batch(b"[" * deep + b"]" * deep, ndjson=False, **limits)  # type: ignore[arg-type]
+        decode(b'{"a":' * deep + b"1" + b"}" * deep)
+    batch = decode(b"[" * deep + b"]" * deep)
     assert not batch.lines and "deeper than" in batch.rejected[0].reason
