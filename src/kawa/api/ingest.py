@@ -43,6 +43,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return decompress(body, request.headers.get("content-encoding", ""), limit)
 
 
+_LATE_S = 0.01
+
+
 class BodyGuard:
     """ASGI middleware: every route's body is refused past `limit` bytes (413), or when it stalls or
     trickles in (408), with the app's own error answer; the app sees the error where it reads the body.
@@ -74,9 +77,13 @@ class BodyGuard:
             if declared.isdigit() and int(declared) > self.limit:
                 whole = True
                 raise HTTPException(413, f"the body is {int(declared)} bytes; the limit is {self.limit}")
-            wait = max(min(self.idle_s, deadline - loop.time()), 0.0)
+            left = deadline - loop.time()
             try:
-                message = await asyncio.wait_for(receive(), wait)
+                # Past the deadline (an app that reads its body late), what has already arrived is
+                # still taken, but only if it ends the body.
+                message = await asyncio.wait_for(receive(), max(min(self.idle_s, left), _LATE_S))
+                if left <= 0 and message.get("more_body", False):
+                    raise TimeoutError
             except TimeoutError:
                 whole = True
                 raise HTTPException(
