@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kawa.events._nesting import NotJSON, pseudo_depth, top_level_items
+from kawa.events._nesting import NotJSON, pseudo_depth, shallow_batch, top_level_items
 from kawa.events.collector import decompress
 from kawa.events.segment import SEGMENT_TYPES, SegmentError, to_envelopes, write_key
 from kawa.events.validate import Batch, BodyError, decode_batch
@@ -164,6 +164,26 @@ def test_top_level_items_never_raises_anything_but_not_json(data: bytes) -> None
         top_level_items(b"[" + data)
     except NotJSON as exc:
         assert str(exc)
+
+
+@FUZZ
+@given(messages=st.lists(st.one_of(json_values, st.integers(0, 60)), max_size=5), rest=json_values)
+def test_shallow_batch_parses_what_is_shallow_and_marks_what_is_deep(messages: list[Any], rest: Any) -> None:
+    """A batch's messages (an int here stands for a message nested that deep) split and parse alone."""
+    texts = [
+        nested(m) if isinstance(m, int) and not isinstance(m, bool) else json.dumps(m).encode()
+        for m in messages
+    ]
+    body = b'{"context": ' + json.dumps(rest).encode() + b', "batch": [' + b", ".join(texts) + b"]}"
+    try:
+        parsed, deep = shallow_batch(body, MAX_DEPTH)
+    except NotJSON:
+        assert pseudo_depth(json.dumps(rest).encode()) > MAX_DEPTH
+        return
+    assert parsed["context"] == rest
+    assert deep == {i for i, t in enumerate(texts) if pseudo_depth(t) > MAX_DEPTH}
+    for i, text in enumerate(texts):
+        assert parsed["batch"][i] == (None if i in deep else json.loads(text))
 
 
 compressed = st.one_of(

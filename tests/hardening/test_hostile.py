@@ -213,6 +213,24 @@ def test_deep_nesting_is_refused_before_parsing_goes_deep(hostile: Server, basel
         assert "deeper than" in str(result["errors"])
 
 
+def test_a_deep_message_in_a_segment_batch_is_refused_alone(hostile: Server, baseline: int) -> None:
+    key = base64.b64encode(f"{hostile.keys['write_key']}:".encode()).decode()
+    good = json.dumps({"type": "track", "userId": "u3", "event": "fine"}).encode()
+    deep = (
+        b'{"type": "track", "userId": "u3", "event": "deep", "properties": ' + nested(DEEP, "object") + b"}"
+    )
+    for body in (
+        b'{"batch": [' + good + b"," + deep + b"]}",
+        b'{"sentAt": "2026-01-01T00:00:00Z", "batch": [' + deep + b"," + good + b"]}",
+    ):
+        answer = post(hostile, "/v1/batch", body, {"Authorization": f"Basic {key}"})
+        assert answer.status == 200, answer.body[:300]
+        assert (answer.json()["accepted"], answer.json()["rejected"]) == (1, 1)
+        assert "nested deeper than 32 levels" in str(answer.json()["errors"])
+    lone = post(hostile, "/v1/track", deep, {"Authorization": f"Basic {key}"})
+    assert "deeper than" in clean_4xx(lone, 400)
+
+
 def test_huge_bodies_are_refused_before_they_are_read(hostile: Server, baseline: int) -> None:
     huge = b'{"event_name": "x", "keys": {"user_id": "u"}, "page": "' + b"a" * 50_000_000 + b'"}'
     assert "limit is 5000000" in clean_4xx(post(hostile, "/v1/events", huge, {}), 413)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from kawa.api.ingest import read_body
 from kawa.auth import Role
+from kawa.events._nesting import NotJSON, shallow_batch
 from kawa.events.segment import SEGMENT_PATHS, SUCCESS_RESPONSE, SegmentError, to_envelopes, write_key
 from kawa.events.validate import BodyError, pseudo_depth
 
@@ -23,10 +24,14 @@ def _route(path_type: str):  # type: ignore[no-untyped-def]
         runtime = request.app.state.runtime
         limits = runtime.config.ingest
         raw = await read_body(request, limits.max_body_bytes)
-        if pseudo_depth(raw) > limits.max_depth + 2:  # the batch wrapper adds two levels
-            raise BodyError(f"the body is nested deeper than {limits.max_depth} levels")
+        deep: set[int] = set()  # messages of a batch too deep to parse: refused alone, the rest kept
         try:
-            body = _decoder.decode(raw)
+            if pseudo_depth(raw) > limits.max_depth + 2:  # the batch wrapper adds two levels
+                body, deep = shallow_batch(raw, limits.max_depth)
+            else:
+                body = _decoder.decode(raw)
+        except NotJSON as exc:
+            raise BodyError(f"the body is nested deeper than {limits.max_depth} levels: {exc}") from None
         except (msgspec.DecodeError, RecursionError) as exc:
             raise BodyError(f"the body is not valid JSON: {exc}") from None
         try:
@@ -44,6 +49,8 @@ def _route(path_type: str):  # type: ignore[no-untyped-def]
             envelopes, rejects = to_envelopes(body, path_type, received_at=datetime.now(UTC))
         except SegmentError as exc:
             raise BodyError(str(exc)) from None
+        too_deep = f"nested deeper than {limits.max_depth} levels"
+        rejects = [(i, too_deep if i in deep else why, message) for i, why, message in rejects]
         collector = request.app.state.collector
         with collector.admit():
             result = await run_in_threadpool(

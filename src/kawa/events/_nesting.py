@@ -7,7 +7,9 @@ parser sees it; these functions only scan bytes.
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import msgspec
 import numpy as np
 
 _BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
@@ -64,3 +66,42 @@ def top_level_items(array: bytes) -> list[bytes]:
             items.append(array[start : token.start()].strip())
             start = token.end()
     raise NotJSON("the array is never closed")
+
+
+_KEY = re.compile(rb'\s*("(?:[^"\\]|\\.)*+")\s*:(.*)', re.DOTALL)
+
+
+def shallow_batch(body: bytes, max_depth: int) -> tuple[dict[str, Any], set[int]]:
+    """A Segment batch body (`{"batch": [...], ...}`) whose messages may nest too deep: the body parsed,
+    with each message deeper than `max_depth` replaced by None, and the indexes of those messages.
+
+    NotJSON when the body is not such an object, or a part other than a message is too deep.
+
+    >>> shallow_batch(b'{"batch": [{"a": 1}, [[[[2]]]]], "sentAt": "x"}', 2)
+    ({'batch': [{'a': 1}, None], 'sentAt': 'x'}, {1})
+    """
+    if not body.lstrip().startswith(b"{"):
+        raise NotJSON("the body is not a JSON object")
+    parsed: dict[str, Any] = {}
+    deep: set[int] = set()
+    for member in top_level_items(body):
+        found = _KEY.fullmatch(member)
+        if found is None:
+            raise NotJSON('an object member is not `"name": value`')
+        name, value = _decode(found.group(1)), found.group(2)
+        if name != "batch" or not value.lstrip().startswith(b"["):
+            if pseudo_depth(value) > max_depth:
+                raise NotJSON(f"{name!r} is nested deeper than {max_depth} levels")
+            parsed[name] = _decode(value)
+            continue
+        messages = top_level_items(value)
+        deep |= {i for i, message in enumerate(messages) if pseudo_depth(message) > max_depth}
+        parsed[name] = [None if i in deep else _decode(m) for i, m in enumerate(messages)]
+    return parsed, deep
+
+
+def _decode(text: bytes) -> Any:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise NotJSON(str(exc)) from None
