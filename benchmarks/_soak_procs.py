@@ -9,6 +9,7 @@ label and its command (`api>python -m kawa.pipelines.background`).
 from __future__ import annotations
 
 import os
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,13 +170,14 @@ def verdict(
     Memory is judged on the anonymous part of RSS (heap, stacks): file-backed pages of mapped stores
     grow with the data and are cache, so RSS growing alone is reported (`file_pages_grew`), not failed.
     A process that lives through the whole run is judged: it grows if its second-half slope is above
-    the limit AND its last value is above the one it had at mid-run by more than noise (one limit's
-    worth), so a single spike near the end cannot fail the run, and neither can warm-up growth.
+    the limit AND the median of its last fifth is above the median of the second half's first fifth by
+    more than one limit's worth, so a spike near the end cannot fail the run, and neither can warm-up.
     Short-lived processes (pipeline runs) are reported, not judged.
     """
     pts = series.points
     first, last = pts[0], pts[-1]
-    long_lived = first[0] <= 0.05 * duration + 1 and last[0] >= 0.95 * duration - 1
+    spans = first[0] <= 0.05 * duration + 1 and last[0] >= 0.95 * duration - 1
+    long_lived = spans and len(series.pids) == 1
     second = [p for p in pts if p[0] >= duration / 2] or pts[-1:]
     xs = [p[0] / 600 for p in second]
     out: dict[str, Any] = {"label": series.label, "pids": series.pids, "samples": len(pts)}
@@ -194,15 +196,17 @@ def verdict(
             "max": round(max(values), 1),
             "slope_per_10min": round(per_10min, 2),
         }
-        end_window = tail[-max(1, len(tail) // 5) :]
-        rise = min(end_window) - tail[0]
-        if long_lived and len(series.pids) == 1 and per_10min > limits[key] and rise > limits[key]:
+        fifth = max(1, len(tail) // 5)
+        rise = statistics.median(tail[-fifth:]) - statistics.median(tail[:fifth])
+        if long_lived and per_10min > limits[key] and rise > limits[key]:
             grew.append(key)
     if "rss_mib" in grew and "anon_mib" not in grew:
         # Only mapped file pages grew (LMDB, Parquet and DuckDB files the process reads): that is the
         # page cache of a growing store, which the kernel can drop, not memory the process holds.
         grew.remove("rss_mib")
         out["file_pages_grew"] = True
-    out["restarted"] = long_lived and len(series.pids) > 1
+    # A part of `kawa serve` (a label without `>`) seen with a second pid was restarted; a command its
+    # parts start again and again (a pipeline run) shows many pids by design.
+    out["restarted"] = ">" not in series.label and len(series.pids) > 1
     out["grew"] = grew
     return out
