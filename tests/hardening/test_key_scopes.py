@@ -389,3 +389,13 @@ def test_the_own_project_sees_what_others_must_not(setup: Setup, path: str, mark
     assert response.status_code == 200, response.text
     expected = setup.run_id if marker == "run_id" else marker
     assert expected in response.text
+
+
+@pytest.mark.parametrize(
+    "route", [r for r, rule in ROUTES.items() if r[0] == "POST" and not rule.ui and rule.roles != PUBLIC]
+)
+def test_the_key_is_checked_before_the_body(setup: Setup, route: tuple[str, str]) -> None:
+    """Without a key, a body that does not fit the route gets 401 too: nothing is said about it."""
+    bad = {"sql": 5, "version": "x", "params": 5, "user_id": [1], "context": 7, "batch": 3, "keys": 1}
+    response = httpx.post(setup.server.url + url_of(route[1], setup), json=bad, timeout=60)
+    assert response.status_code == 401, (route, response.status_code, response.text[:300])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from kawa.api.auth import read_access
+from kawa.auth import KeyInfo
 from kawa.bandits import BanditError
 from kawa.bandits.service import BanditNotFound, BanditService, for_app
 from kawa.stores.metadata import MetadataError
@@ -40,9 +41,13 @@ def _service(request: Request) -> BanditService:
         503: {"description": "the metadata store could not record the decision; retry"},
     },
 )
-def choose(name: str, request: Request, body: ChooseRequest | None = None) -> dict[str, Any]:
+def choose(
+    name: str,
+    request: Request,
+    key: Annotated[KeyInfo, Depends(read_access)],  # a dependency: checked before the body is
+    body: ChooseRequest | None = None,
+) -> dict[str, Any]:
     # A plain def: recording the decision is a metadata-store transaction (FastAPI runs it in a thread).
-    key = read_access(request)
     user_id, context = (body.user_id, body.context) if body is not None else (None, None)
     try:
         decision = _service(request).choose(key.project, name, user_id=user_id, context=context)

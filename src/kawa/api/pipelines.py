@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from kawa.api.auth import admin_access, read_access
+from kawa.auth import KeyInfo
 from kawa.pipelines import ParamError, RunLimitReached, RunRecord
 from kawa.pipelines.service import CodeUnavailable, PipelineService
 
@@ -53,8 +54,13 @@ def get_pipeline(name: str, request: Request) -> dict[str, Any]:
         409: {"description": "the pipeline already runs max_active_runs runs (force: true starts it)"},
     },
 )
-def start_run(name: str, body: StartRun, request: Request, response: Response) -> dict[str, Any]:
-    key = admin_access(request)
+def start_run(
+    name: str,
+    body: StartRun,
+    request: Request,
+    response: Response,
+    key: Annotated[KeyInfo, Depends(admin_access)],  # a dependency: checked before the body is
+) -> dict[str, Any]:
     record: RunRecord = call(
         lambda s: s.start(key.project, name, body.params, experiment=body.experiment, force=body.force),
         request,
