@@ -56,6 +56,14 @@ class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):
     consumer: str = ""
 
 
+class TriggersConfig(msgspec.Struct, forbid_unknown_fields=True):
+    # Trigger worker processes sharing the event log; events are split between them by entity key
+    # (docs/triggers.md). More than one needs the Redis event log.
+    workers: int = 1
+    # A partition whose worker stopped renewing its lease this long is taken over by another worker.
+    claim_idle_s: float = 10.0
+
+
 class StoresConfig(msgspec.Struct, forbid_unknown_fields=True):
     event_log: str = "files"
     online: str = "lmdb"
@@ -90,6 +98,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     lake: LakeConfig = msgspec.field(default_factory=LakeConfig)
+    triggers: TriggersConfig = msgspec.field(default_factory=TriggersConfig)
     stores: StoresConfig = msgspec.field(default_factory=StoresConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
     # The project's own Python files (relative to kawa.yaml) that define feature views, pipelines and

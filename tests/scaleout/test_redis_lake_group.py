@@ -7,10 +7,8 @@ sent lands in the lake exactly once.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ from kawa.config import IngestConfig
 from kawa.events.collector import Collector
 from kawa.stores.eventlog import open_event_log
 from kawa.warehouse import Warehouse
+from tests.scaleout._parts import PartProcesses, kill_holding, until
 
 if TYPE_CHECKING:
     from tests.services.redis import RedisServer
@@ -94,32 +93,9 @@ def project(tmp_path: Path, redis_url: str) -> Path:
 @pytest.fixture
 def start_writer(project: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
     """Starts `python -m kawa.serve.worker lake` in the project under a consumer name; kills them after."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(name: str) -> subprocess.Popen[bytes]:
-        out = open(project / f"{name}.out", "wb")  # noqa: SIM115 - the child holds it
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA")}
-        env["KAWA__LAKE__CONSUMER"] = name
-        child = subprocess.Popen(
-            [sys.executable, "-m", "kawa.serve.worker", "lake"], cwd=project, env=env, stdout=out, stderr=out
-        )
-        out.close()
-        started.append(child)
-        return child
-
-    yield start
-    for child in started:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-
-
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
-        time.sleep(0.02)
+    parts = PartProcesses(project)
+    yield lambda name: parts.start("lake", name, {"KAWA__LAKE__CONSUMER": name})
+    parts.kill_all()
 
 
 @pytest.mark.slow
@@ -137,22 +113,11 @@ def test_a_killed_lake_writers_records_are_claimed_and_every_event_lands_once(
                 return set()
             return {c["name"].decode() for c in redis.xinfo_consumers("kawa:log", "lake")}
 
-        _until(lambda: members() >= {"lake-a", "lake-b"}, 60, "both lake writers joined the group")
+        until(lambda: members() >= {"lake-a", "lake-b"}, 60, "both lake writers joined the group")
         sender = Sender(redis_url, project)
         sender.start()
-        _until(lambda: sender.sent >= BATCHES // 3 or not sender.is_alive(), 60, "a third was sent")
-        # Stop the victim and look: kill it when it holds records it has not acknowledged.
-        held: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-        while not held and time.monotonic() < deadline:
-            os.kill(victim.pid, signal.SIGSTOP)
-            held = redis.xpending_range("kawa:log", "lake", "-", "+", 10_000, consumername="lake-a")
-            if held:
-                victim.kill()
-            else:
-                os.kill(victim.pid, signal.SIGCONT)
-                time.sleep(0.003)
-        victim.wait()
+        until(lambda: sender.sent >= BATCHES // 3 or not sender.is_alive(), 60, "a third was sent")
+        held = kill_holding(redis, victim, "lake", "lake-a")
         assert held, "the victim never held a record unacknowledged"
         sent_at_kill = sender.sent
         sender.join(timeout=120)
@@ -169,7 +134,7 @@ def test_a_killed_lake_writers_records_are_claimed_and_every_event_lands_once(
             return row["n"], row["d"]
 
         expected = len(sender.ids)
-        _until(lambda: landed()[1] >= expected and redis.xpending("kawa:log", "lake")["pending"] == 0, 60,
+        until(lambda: landed()[1] >= expected and redis.xpending("kawa:log", "lake")["pending"] == 0, 60,
                "the survivor published everything")  # fmt: skip
         stored, distinct = landed()
         rows = warehouse.query("SELECT DISTINCT event_id FROM events").to_pylist()

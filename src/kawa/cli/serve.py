@@ -19,6 +19,10 @@ def serve(
         int | None,
         typer.Option(help="API/collector processes on the one port (needs the Redis event log when > 1)"),
     ] = None,
+    trigger_workers: Annotated[
+        int | None,
+        typer.Option(help="Trigger worker processes, splitting events by entity (Redis event log when > 1)"),
+    ] = None,
 ) -> None:
     """Start kawa: the HTTP API and collector, the lake writer, and the workers; Ctrl-C stops them."""
     from kawa.cli.project import init_project
@@ -38,6 +42,8 @@ def serve(
         config.server.port = port
     if workers is not None:
         config.server.workers = workers
+    if trigger_workers is not None:
+        config.triggers.workers = trigger_workers
     raise typer.Exit(Supervisor(config, path).run())
 
 

@@ -42,7 +42,10 @@ class Supervisor:
         self.out = out or sys.stdout
         # `api` answers /healthz for all; with --workers N, api-2..api-N share its port.
         extra_apis = [f"api-{i}" for i in range(2, config.server.workers + 1)]
-        self.children = {part: Child(part) for part in (*PARTS[:1], *extra_apis, *PARTS[1:])}
+        # With triggers.workers N, triggers-2..triggers-N share the trigger work (by entity key).
+        extra_triggers = [f"triggers-{i}" for i in range(2, config.triggers.workers + 1)]
+        parts = (*PARTS[:1], *extra_apis, *PARTS[1:3], *extra_triggers, *PARTS[3:])
+        self.children = {part: Child(part) for part in parts}
         self.stopping = threading.Event()
         self.metrics_dir = multiprocess_dir(config.state_path, os.getpid())
         self._print_lock = threading.Lock()
@@ -66,6 +69,7 @@ class Supervisor:
         env["KAWA__SERVER__HOST"] = self.config.server.host
         env["KAWA__SERVER__PORT"] = str(self.config.server.port)
         env["KAWA__SERVER__WORKERS"] = str(self.config.server.workers)
+        env["KAWA__TRIGGERS__WORKERS"] = str(self.config.triggers.workers)
         env["KAWA__STATE_DIR"] = str(self.config.state_path)
         env["PYTHONUNBUFFERED"] = "1"
         env[MULTIPROC_ENV] = str(self.metrics_dir)  # one /metrics for all parts (kawa.observe.metrics)
@@ -107,6 +111,15 @@ class Supervisor:
             return f"--workers must be at least 1 (got {workers})"
         if problem := observe_problem(self.config):
             return problem
+        triggers = self.config.triggers.workers
+        if triggers < 1:
+            return f"--trigger-workers must be at least 1 (got {triggers})"
+        if triggers > 1 and self.config.stores.event_log == "files":
+            return (
+                f"--trigger-workers {triggers} needs an event log that many processes can read through "
+                "consumer groups; the file log has one reader. Set stores.event_log to a redis:// URL "
+                "(docs/backends.md), or run one trigger worker"
+            )
         if workers > 1 and self.config.stores.event_log == "files":
             return (
                 f"--workers {workers} needs an event log that many processes can append to; the file "

@@ -102,8 +102,7 @@ def run_lake() -> None:
     log = open_event_log(config.stores.event_log, runtime.state_path, writer=False)
     # Unique per process unless configured: several lake writers may share a Redis log's group, and
     # one restarted under a new name has its unacknowledged records claimed after `claim_idle_s`.
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "host"
-    consumer = config.lake.consumer or f"{host}-{os.getpid()}"
+    consumer = config.lake.consumer or f"{_host()}-{os.getpid()}"
     writer = LakeWriter(log, runtime.lake_root, config.lake, consumer=consumer)
     stop = _stop_on_signals()
     beat = _start_heartbeat(heartbeat_path(runtime.state_path, "lake"), lambda: writer.offset, stop)
@@ -116,12 +115,14 @@ def run_lake() -> None:
         beat.unlink(missing_ok=True)
 
 
-def run_triggers() -> None:
+def run_triggers(part: str = "triggers") -> None:
     from kawa.models import Registry
     from kawa.project_code import ProjectCodeError
     from kawa.stores.eventlog import open_event_log
     from kawa.stores.online import open_online_store
     from kawa.triggers import TriggerError, load_triggers
+    from kawa.triggers._partition import Partition, partition_key
+    from kawa.triggers.runner import PartitionRunner
     from kawa.triggers.worker import TriggerWorker
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per delivered result is noise
@@ -136,39 +137,56 @@ def run_triggers() -> None:
     online = open_online_store(spec, runtime.state_path)
     registry = Registry(runtime.metadata, runtime.artifacts)
     keys = config.projects.get(config.project)
+    count = config.triggers.workers
     try:
         triggers = list(load_triggers(config).values())
+        if count > 1:
+            partition_key(triggers)  # refuses triggers that cannot be split by one entity key
     except (ProjectCodeError, TriggerError) as exc:
         # The rest of kawa serve works without triggers: say why they are off instead of a restart loop.
         logging.getLogger("kawa.triggers").error("triggers are off: %s; fix it and restart kawa serve", exc)
         triggers = []
-    worker = TriggerWorker(
-        project=config.project,
-        triggers=triggers,
-        event_log=log,
-        online=online,
-        registry=registry,
-        api_url=f"http://{_connect_host(config.server.host)}:{config.server.port}",
-        write_key=keys.write_key if keys is not None else None,
+    # On a shared (Redis) log each partition reads through its consumer group under this name.
+    holder = f"{_host()}-{os.getpid()}"
+    grouped = config.stores.event_log != "files"
+
+    def make(partition: Partition) -> TriggerWorker:
+        return TriggerWorker(
+            project=config.project,
+            triggers=triggers,
+            event_log=log,
+            online=online,
+            registry=registry,
+            api_url=f"http://{_connect_host(config.server.host)}:{config.server.port}",
+            write_key=keys.write_key if keys is not None else None,
+            partition=partition,
+            consumer=holder if grouped else None,
+        )
+
+    preferred = int(part.rpartition("-")[2]) - 1 if part != "triggers" else 0
+    runner = PartitionRunner(
+        log, make, count=count, preferred=preferred, holder=holder, claim_idle_s=config.triggers.claim_idle_s
     )
-    worker.warm_up()
     stop = _stop_on_signals()
 
     def checkpoint() -> None:
         try:
-            worker.checkpoint()
+            runner.checkpoint()
         except OSError:
             logging.getLogger("kawa").exception("cannot store the trigger worker's log checkpoint")
 
     beat = _start_heartbeat(
-        heartbeat_path(runtime.state_path, "triggers"), lambda: worker.offset, stop, every_beat=checkpoint
+        heartbeat_path(runtime.state_path, part),
+        lambda: runner.offset,
+        stop,
+        every_beat=checkpoint,
+        ready=runner.ready,
     )
     # Models and project code loaded so far live as long as the process: keep them out of collections.
     gc.freeze()
     try:
-        worker.run(stop)
+        runner.run(stop)
     finally:
-        worker.checkpoint()
         online.close()
         registry.close()
         log.close()
@@ -222,19 +240,30 @@ def _start_heartbeat(
     stop: threading.Event,
     *,
     every_beat: Callable[[], None] | None = None,
+    ready: threading.Event | None = None,
 ) -> Path:
-    """Write `beat` (time and log offset) now and every half second until `stop`, for the supervisor."""
+    """Write `beat` (time and log offset) now and every half second until `stop`, for the supervisor.
+
+    With `ready`, the first beat waits until it is set: the part is not alive before.
+    """
     beat.parent.mkdir(parents=True, exist_ok=True)
 
     def pulse() -> None:
         while not stop.wait(0.5):
-            beat.write_text(f"{time.time()} {offset()}\n")
+            if ready is None or ready.is_set():
+                beat.write_text(f"{time.time()} {offset()}\n")
             if every_beat is not None:
                 every_beat()
 
-    beat.write_text(f"{time.time()} {offset()}\n")
+    if ready is None:
+        beat.write_text(f"{time.time()} {offset()}\n")
     threading.Thread(target=pulse, daemon=True).start()
     return beat
+
+
+def _host() -> str:
+    """This machine's name as a consumer name may spell it."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "host"
 
 
 def _connect_host(host: str) -> str:
@@ -264,12 +293,16 @@ def main(argv: list[str]) -> None:
         setup(load_config(), argv[0] if argv else "kawa")
     except ConfigError:  # the part says what is wrong when it loads kawa.yaml itself
         logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT, stream=sys.stdout)
-    # api-2, api-3, ...: the further API processes of `kawa serve --workers N`.
+    # api-2, api-3, ...: the further API processes of `kawa serve --workers N`; triggers-2, ... the
+    # further trigger workers of `--trigger-workers N`.
     if len(argv) == 1 and argv[0].startswith("api-") and argv[0][4:].isdigit():
         run_api(argv[0])
         return
+    if len(argv) == 1 and argv[0].startswith("triggers-") and argv[0][9:].isdigit():
+        run_triggers(argv[0])
+        return
     if len(argv) != 1 or argv[0] not in PARTS:
-        raise SystemExit(f"usage: python -m kawa.serve.worker {'|'.join(PARTS)}|api-N")
+        raise SystemExit(f"usage: python -m kawa.serve.worker {'|'.join(PARTS)}|api-N|triggers-N")
     PARTS[argv[0]]()
 
 

@@ -17,9 +17,16 @@ Puts = dict[str, dict[str, bytes]]
 
 
 def add_results(
-    puts: Puts, project: str, hits: Sequence[Hit], stats: dict[str, TriggerStats], computed_at: str
+    puts: Puts,
+    project: str,
+    hits: Sequence[Hit],
+    stats: dict[str, TriggerStats],
+    computed_at: str,
+    tag: str = "",
 ) -> dict[tuple[str, str], int]:
     """Put each hit's prediction or error record, and its deliveries; count them in `stats`.
+
+    `tag` is the worker's partition tag: its error records and outboxes are its own (see `state`).
 
     Returns how many results each (trigger, channel) outbox got.
     """
@@ -35,7 +42,7 @@ def add_results(
                 event_id=hit.event_id, entity=hit.entity, offset=hit.offset, model_version=hit.version,
             )  # fmt: skip
             ns = state.errors_ns(project, trigger.name)
-            puts.setdefault(ns, {})[state.error_key("e", counts.errors)] = state.encode(record)
+            puts.setdefault(ns, {})[state.error_key("e" + tag, counts.errors)] = state.encode(record)
             continue
         assert hit.entity is not None and hit.version is not None
         counts.scored += 1
@@ -51,7 +58,7 @@ def add_results(
         if trigger.webhook or trigger.emit:
             key = f"{hit.offset:020d}-{hit.line:06d}"  # log order, and unique per event
             for channel, body in deliveries(hit, computed_at):
-                puts.setdefault(state.outbox_ns(project, trigger.name, channel), {})[key] = body
+                puts.setdefault(state.outbox_ns(project, trigger.name, channel) + tag, {})[key] = body
                 queued[trigger.name, channel] += 1
                 counts.queued += 1
     return queued

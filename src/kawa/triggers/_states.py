@@ -10,7 +10,8 @@ and no batch stalls on storing everything at once.
 
 After a restart each shard's states are loaded as of its stamp; the worker reads the log again from the
 oldest stamp and applies each event only to the shards whose stamp is at or before the event's record,
-which rebuilds exactly the states the crashed worker had in memory.
+which rebuilds exactly the states the crashed worker had in memory. With several trigger workers,
+each partition owns, stores and stamps whole shards (`_partition`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import msgspec
 
 from kawa.stores.online import OnlineStore
 from kawa.streaming import StreamEngine, StreamView
+from kawa.triggers._partition import SHARDS, Partition, shard_of
 from kawa.triggers.state import stream_ns
 
-SHARDS = 64
 ROUND_S = 5.0
 ROUND_EVENTS = 100_000  # within the duplicate window (200,000), so a replay sees the same duplicates
 
@@ -37,15 +38,17 @@ def stamps_ns(project: str) -> str:
     return f"stream-stamps/{project}"
 
 
-def shard_of(key: str) -> int:
-    """The shard of an entity key: stable across processes (Python's own str hash is not)."""
-    return zlib.crc32(key.encode()) % SHARDS
-
-
 class StreamStates:
     """The views' engines, one per (view, shard), and which of them to store with the next write."""
 
-    def __init__(self, views: Sequence[StreamView], online: OnlineStore, project: str, origin: int) -> None:
+    def __init__(
+        self,
+        views: Sequence[StreamView],
+        online: OnlineStore,
+        project: str,
+        origin: int,
+        partition: Partition | None = None,
+    ) -> None:
         self.project = project
         self.views = list(views)
         self._ns = {view.name: stream_ns(project, view.name) for view in self.views}
@@ -59,7 +62,11 @@ class StreamStates:
             for view in self.views
         }
         self._plan = [(view.key_of, self._engines[view.name]) for view in self.views]
-        self.units = [(view.name, shard) for view in self.views for shard in range(SHARDS)]
+        # A partition stores (and stamps) only its own shards: other workers own the rest.
+        part = partition or Partition()
+        self.units = [
+            (v.name, shard) for v in self.views for shard in range(SHARDS) if part.owns_shard(shard)
+        ]
         stored = dict(online.scan(stamps_ns(project)))
         # A shard never stored (a view new to the worker) starts empty at `origin`, where the worker is.
         self.stamps = {

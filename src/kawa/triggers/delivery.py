@@ -77,14 +77,17 @@ class Deliverer:
         trigger: str,
         channel: Channel,
         send: Sender,
+        tag: str = "",
     ) -> None:
         self.online = online
         self.project = project
         self.trigger = trigger
         self.channel = channel
         self.send = send
-        self.namespace = outbox_ns(project, trigger, channel)
-        self._stats_key = f"{trigger}/{channel}"
+        # A partition of several trigger workers sends its own outbox (`tag`: see `state`).
+        self.tag = tag
+        self.namespace = outbox_ns(project, trigger, channel) + tag
+        self._stats_key = f"{trigger}/{channel}{tag}"
         raw = online.get(delivery_ns(project), self._stats_key)
         self.stats = DeliveryStats() if raw is None else msgspec.json.decode(raw, type=DeliveryStats)
         self._lock = threading.Lock()
@@ -169,7 +172,7 @@ class Deliverer:
         self.stats.errors += 1
         self.stats.last_error = why
         record = ErrorRecord(seq=self.stats.errors, at=now_rfc3339(), stage=self.channel, error=why)
-        errors[error_key(stage, self.stats.errors)] = encode(record)
+        errors[error_key(stage + self.tag, self.stats.errors)] = encode(record)
 
 
 class WebhookSender:

@@ -11,10 +11,15 @@ Namespaces (`<p>` is the project):
 - `trigger-outbox/<p>/<trigger>/<webhook|emit>`: results waiting for delivery, in log order;
 - `trigger-delivery/<p>`: one `DeliveryStats` per trigger and channel;
 - `stream/<p>/<view>`: streaming feature state per entity key.
+
+With several trigger workers (`triggers.workers`), each partition keeps its own position, counters,
+error records and outboxes: their keys (and outbox namespaces) end in the partition's tag, such as
+`@1of2`. The readers here add the partitions up, so the API, metrics and CLI see one worker.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -109,23 +114,95 @@ _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
 
 
+_TAG = re.compile(r"@\d+of\d+$")
+
+
+def untag(key: str) -> tuple[str, str]:
+    """A key's name and its partition tag ("" for the sole partition).
+
+    >>> untag("buy@1of2"), untag("buy")
+    (('buy', '@1of2'), ('buy', ''))
+    """
+    found = _TAG.search(key)
+    return (key, "") if found is None else (key[: found.start()], found.group())
+
+
 def error_key(stage_prefix: str, seq: int) -> str:
     """The ring slot of error number `seq`: the newest `ERROR_RING` are kept, older ones overwritten."""
     return f"{stage_prefix}{seq % ERROR_RING:06d}"
 
 
-def read_position(online: OnlineStore) -> Position | None:
-    raw = online.get(WORKER_NS, POSITION)
-    return None if raw is None else _position.decode(raw)
+def read_position(online: OnlineStore, tag: str | None = None) -> Position | None:
+    """The position of the partition tagged `tag`; with `tag=None`, of all the partitions as one.
+
+    All as one: the offset the slowest partition of the newest layout got to (every partition of a
+    layout starts with it), the counts summed, the triggers of any.
+    """
+    if tag is not None:
+        raw = online.get(WORKER_NS, POSITION + tag)
+        return None if raw is None else _position.decode(raw)
+    found = [(untag(key)[1], _position.decode(raw)) for key, raw in online.scan(WORKER_NS, prefix=POSITION)]
+    if not found:
+        return None
+    newest = max(found, key=lambda f: f[1].updated_at)[0]
+    layout = newest[newest.index("of") :] if newest else ""
+    current = [p for t, p in found if (t[t.index("of") :] if t else "") == layout]
+    merged = min(current, key=lambda p: p.offset)
+    return Position(
+        offset=merged.offset, project=merged.project, dedupe_from=min(p.dedupe_from for p in current),
+        received_at=min(p.received_at for p in current), duplicates=sum(p.duplicates for _, p in found),
+        events=sum(p.events for _, p in found), triggers=merged.triggers,
+        updated_at=max(p.updated_at for p in current),
+    )  # fmt: skip
 
 
-def read_stats(online: OnlineStore, project: str) -> dict[str, TriggerStats]:
-    return {name: _stats.decode(raw) for name, raw in online.scan(stats_ns(project))}
+def partition_tags(online: OnlineStore) -> list[str]:
+    """The tags of every partition that stored a position ([""] for one worker)."""
+    return sorted({untag(key)[1] for key, _ in online.scan(WORKER_NS, prefix=POSITION)}) or [""]
+
+
+def read_stats(online: OnlineStore, project: str, tag: str | None = None) -> dict[str, TriggerStats]:
+    """Each trigger's stats: of the partition tagged `tag`, or (None) summed over every partition."""
+    out: dict[str, TriggerStats] = {}
+    for key, raw in online.scan(stats_ns(project)):
+        name, found = untag(key)
+        if tag is not None and found != tag:
+            continue
+        stats = _stats.decode(raw)
+        if name in out:
+            _add_stats(out[name], stats)
+        else:
+            out[name] = stats
+    return out
+
+
+def _add_stats(into: TriggerStats, more: TriggerStats) -> None:
+    into.matched += more.matched
+    into.scored += more.scored
+    into.errors += more.errors
+    into.queued += more.queued
+    into.latency_counts = [a + b for a, b in zip(into.latency_counts, more.latency_counts, strict=True)]
+    into.latency_sum_ms += more.latency_sum_ms
+    if more.last_scored_at is not None and (into.last_scored_at or "") < more.last_scored_at:
+        into.last_version, into.last_scored_at = more.last_version, more.last_scored_at
+        into.last_latency_ms = more.last_latency_ms
 
 
 def read_delivery(online: OnlineStore, project: str) -> dict[str, DeliveryStats]:
-    """Delivery stats by "<trigger>/<channel>"."""
-    return {key: _delivery.decode(raw) for key, raw in online.scan(delivery_ns(project))}
+    """Delivery stats by "<trigger>/<channel>", summed over the partitions."""
+    out: dict[str, DeliveryStats] = {}
+    for key, raw in online.scan(delivery_ns(project)):
+        name = untag(key)[0]
+        stats = _delivery.decode(raw)
+        if name not in out:
+            out[name] = stats
+            continue
+        total = out[name]
+        total.delivered += stats.delivered
+        total.failed += stats.failed
+        total.errors += stats.errors
+        total.last_error = stats.last_error or total.last_error
+    return out
 
 
 def status(online: OnlineStore, project: str, log_end: int | None, *, running: bool = True) -> dict[str, Any]:
@@ -135,14 +212,15 @@ def status(online: OnlineStore, project: str, log_end: int | None, *, running: b
     worker's offset, in bytes and in seconds since the last record the worker finished was received.
     `running` says whether the worker is alive now; a stopped worker's triggers are not active.
     """
-    position = read_position(online)
+    position = read_position(online, None)
     delivery = read_delivery(online, project)
+    tags = partition_tags(online)
     mine = running and position is not None and position.project == project
     active = set(position.triggers) if mine and position is not None else set()
     triggers = []
     for name, stats in sorted(read_stats(online, project).items()):
         pending = {
-            channel: online_count(online, outbox_ns(project, name, channel))
+            channel: sum(online_count(online, outbox_ns(project, name, channel) + tag) for tag in tags)
             for channel in ("webhook", "emit")
             if stats.definition.get(channel)
         }

@@ -7,6 +7,10 @@ records, queued deliveries, a slice of the stream states and the new offset in O
 write. The offset in the online store is the truth: after a crash the worker resumes from it, so every
 triggering event is scored once and counters never drift from the results they count; what the
 streaming features had not stored yet is rebuilt from the log (see `_states`).
+
+Several workers (`triggers.workers`, Redis event log) split the events by entity key into partitions
+(`_partition`); each partition reads the log through its own consumer group, keeps its own offset and
+state, and acknowledges its records once the write that covers them returned (see `runner`).
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from kawa.events.schema import KIND_EVENTS, LogBatch
 from kawa.models import Registry
 from kawa.observe import tracing
 from kawa.serving.store import now_rfc3339
-from kawa.stores.eventlog import EventLog
+from kawa.stores.eventlog import EventLog, GroupReader, Record
 from kawa.stores.online import OnlineStore
 from kawa.triggers import state
 from kawa.triggers._dedupe import RecentIds
+from kawa.triggers._partition import Partition, event_filter
 from kawa.triggers._results import Puts, add_results, fold_latencies
 from kawa.triggers._scoring import Hit, Scorer
 from kawa.triggers._states import StreamStates
@@ -38,7 +43,7 @@ from kawa.triggers.state import Position, TriggerStats
 
 log = logging.getLogger("kawa.triggers")
 
-CONSUMER = "triggers"
+CONSUMER = "triggers"  # the checkpoint (and on Redis the group) of the sole partition
 READ_BYTES = 1 << 20  # per read: big enough to amortise a commit when behind, small enough to stay fresh
 IDLE_WRITE_S = 1.0  # how long an offset with nothing else to write may wait before it is stored
 # Under load, batches start at least this far apart, so each carries more events for its fixed costs
@@ -62,13 +67,19 @@ class TriggerWorker:
         registry: Registry,
         api_url: str | None = None,
         write_key: str | None = None,
+        partition: Partition | None = None,
+        consumer: str | None = None,
     ) -> None:
         self.project = project
         self.triggers = list(triggers)
         self.log = event_log
         self.online = online
+        self.partition = partition = partition or Partition()
+        self.tag = partition.tag
+        self._mine = event_filter(partition, self.triggers)
         self.scorer = Scorer(registry, online, project)
-        position = state.read_position(online)
+        position = state.read_position(online, self.tag)
+        new = position is None
         if position is None:
             # A first start begins at the end: events sent before triggers existed are not scored.
             end = event_log.end_offset()
@@ -82,19 +93,27 @@ class TriggerWorker:
         self._latencies: dict[str, list[float]] = defaultdict(list)
         self.recent = RecentIds()
         views = {view.name: view for t in self.triggers for view in t.features}
-        self.states = StreamStates(list(views.values()), online, project, self.offset) if views else None
+        self.states = (
+            StreamStates(list(views.values()), online, project, self.offset, partition) if views else None
+        )
         self._recover()
         self.deliverers = self._deliverers(api_url, write_key)
         self._keep_from = min(self.offset, self.position.dedupe_from)
+        self.reader: GroupReader | None = None
+        self._unacked: list[int] = []
         self._written_at = time.monotonic()
         self._lock = threading.Lock()
-        if self.states is not None:
-            self._write([], self.offset, 0, everything=True)  # every shard stamped where the worker is
+        if self.states is not None or new:
+            # Every shard stamped where the worker is; a new position stored before any record is
+            # read, so whoever takes the partition over goes on from here, not from a later end.
+            self._write([], self.offset, 0, everything=True)
+        if consumer is not None:
+            self.reader = self._group(consumer)  # records come from the partition's consumer group
 
     # -- set-up ------------------------------------------------------------------------------------
 
     def _load_stats(self) -> dict[str, TriggerStats]:
-        stored = state.read_stats(self.online, self.project)
+        stored = state.read_stats(self.online, self.project, self.tag)
         out = {}
         for trigger in self.triggers:
             stats = stored.get(trigger.name) or TriggerStats(definition={})
@@ -124,9 +143,11 @@ class TriggerWorker:
                 times = memoryview(batch.times).cast("q")
                 fresh: list[str] = []
                 for i, event in enumerate(_lines.decode_lines(batch.body)):
+                    found = event.get("event_id")
+                    event_id = batch.id_prefix + str(i) if found is None else str(found)
+                    if not self._mine(event, event_id):
+                        continue
                     if tracked:
-                        found = event.get("event_id")
-                        event_id = batch.id_prefix + str(i) if found is None else str(found)
                         if event_id in seen:
                             continue
                         seen.add(event_id)
@@ -141,11 +162,32 @@ class TriggerWorker:
         for t in self.triggers:
             if t.webhook:
                 sender = WebhookSender(t.webhook)
-                out[t.name, "webhook"] = Deliverer(self.online, self.project, t.name, "webhook", sender)
+                out[t.name, "webhook"] = Deliverer(
+                    self.online, self.project, t.name, "webhook", sender, self.tag
+                )
             if t.emit:
                 emitter = EmitSender(api_url or "http://127.0.0.1:8642", write_key, self.project)
-                out[t.name, "emit"] = Deliverer(self.online, self.project, t.name, "emit", emitter)
+                out[t.name, "emit"] = Deliverer(self.online, self.project, t.name, "emit", emitter, self.tag)
         return out
+
+    def _group(self, consumer: str) -> GroupReader:
+        """The partition's group reader, holding every record a previous holder left unacknowledged.
+
+        Only the lease holder reads a partition's group, so whatever is pending there was handed to
+        a holder that died (or to this consumer before a restart): claim it all, and `read` hands it
+        out first, in log order. What the stored offset shows as done is acknowledged unprocessed.
+        """
+        # A new group starts where a restart would read from (not the whole log).
+        if self.log.committed(self.partition.group) < self._keep_from:
+            self.log.commit(self.partition.group, self._keep_from)
+        reader = self.log.group(self.partition.group, consumer)
+        claimed = reader.claim_stale(0.0, max_bytes=1 << 62)
+        if claimed:
+            log.info(
+                "trigger partition %s: claimed %d log records a stopped worker left unacknowledged",
+                self.partition.group, len(claimed),
+            )  # fmt: skip
+        return reader
 
     def warm_up(self) -> None:
         """Load every trigger's model now, so the first event does not wait for imports and files."""
@@ -190,18 +232,37 @@ class TriggerWorker:
         """Process what the log holds past the offset (one read); False if there was nothing new."""
         if not self.triggers:
             return self._skip()
-        result = self.log.read(self.offset, max_bytes=READ_BYTES)
-        if not result.records:
-            if self.offset != self.position.offset and time.monotonic() - self._written_at > IDLE_WRITE_S:
-                self._write([], result.next_offset, 0)
+        records, next_offset = self._read()
+        if not records:
+            idle = time.monotonic() - self._written_at > IDLE_WRITE_S
+            if idle and (self.offset != self.position.offset or self._unacked):
+                self._write([], next_offset, 0)
             return False
-        hits, applied = self._apply(result.records)
+        hits, applied = self._apply(records)
         if hits:
             self.scorer.score(hits)
         if hits or applied or time.monotonic() - self._written_at > IDLE_WRITE_S:
-            self._write(hits, result.next_offset, applied)
-        self.offset = result.next_offset
+            self._write(hits, next_offset, applied)
+        self.offset = next_offset
         return True
+
+    def _read(self) -> tuple[list[Record], int]:
+        """The next records past the offset, and the offset after them."""
+        if self.reader is None:
+            result = self.log.read(self.offset, max_bytes=READ_BYTES)
+            return result.records, result.next_offset
+        # A group hands out what this partition has not acknowledged: records the stored offset
+        # shows as done (written before a crash, not acknowledged) are acknowledged as they are.
+        handed = self.reader.read(max_bytes=READ_BYTES)
+        done = [r.offset for r in handed if r.offset < self.offset]
+        if done:
+            self.reader.ack(done)
+        records = [r for r in handed if r.offset >= self.offset]
+        self._unacked.extend(r.offset for r in records)
+        if not records:
+            return [], self.offset
+        last = records[-1]
+        return records, last.offset + len(last.payload) + 1
 
     def _skip(self) -> bool:
         """Without triggers, keep up with the log without reading it (a trigger added later starts there)."""
@@ -227,7 +288,7 @@ class TriggerWorker:
         with self._lock:
             offset = self._keep_from
         self.online.sync()  # everything committed before this call, the write that chose `offset` included
-        self.log.commit(CONSUMER, offset)
+        self.log.commit(self.partition.group, offset)
 
     # -- one batch ---------------------------------------------------------------------------------
 
@@ -238,6 +299,7 @@ class TriggerWorker:
         tests = [(trigger, trigger.match.test) for trigger in self.triggers]
         seen = self.recent.ids
         position = self.position
+        mine = self._mine
         applied = 0
         for record in records:
             batch = _batch.decode(record.payload)
@@ -250,6 +312,8 @@ class TriggerWorker:
             for i, event in enumerate(events):
                 found = event.get("event_id")
                 event_id = prefix + str(i) if found is None else str(found)
+                if not mine(event, event_id):
+                    continue
                 if event_id in seen:
                     position.duplicates += 1
                     continue
@@ -296,7 +360,7 @@ class TriggerWorker:
     def _write(self, hits: list[Hit], next_offset: int, applied: int, *, everything: bool = False) -> None:
         """Store the batch's results, a slice of the stream states and the new offset in one atomic write."""
         puts: Puts = {}
-        queued = add_results(puts, self.project, hits, self.stats, now_rfc3339())
+        queued = add_results(puts, self.project, hits, self.stats, now_rfc3339(), self.tag)
         if self.states is not None:
             for ns, items in self.states.puts(applied, next_offset, everything=everything).items():
                 puts.setdefault(ns, {}).update(items)
@@ -304,14 +368,19 @@ class TriggerWorker:
         stats_puts = puts.setdefault(state.stats_ns(self.project), {})
         for name in self._dirty:
             fold_latencies(self.stats[name], self._latencies.pop(name, []))
-            stats_puts[name] = state.encode(self.stats[name])
+            stats_puts[name + self.tag] = state.encode(self.stats[name])
         position = self.position
         position.offset = next_offset
         position.updated_at = time.time()
         start = self.recent.start
         position.dedupe_from = next_offset if start is None else start
-        puts[state.WORKER_NS] = {state.POSITION: state.encode(position)}
+        puts[state.WORKER_NS] = {state.POSITION + self.tag: state.encode(position)}
         self.online.write(puts)
+        if self._unacked and self.reader is not None:
+            # Acknowledged only once the write that covers them returned: a crash before leaves them
+            # pending for the next holder of the partition.
+            self.reader.ack(self._unacked)
+            self._unacked = []
         done_us = time.time_ns() // 1000
         tracing.trigger_spans(self.project, hits, done_us)
         # A restart reads the log again from the oldest of these: the log must keep it.

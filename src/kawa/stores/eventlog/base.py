@@ -67,6 +67,22 @@ class EventLog(ABC):
         there, so a consumer can move from checkpoints to a group without reading anything twice.
         """
 
+    def hold(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease `name` for `holder` for `ttl_s`; False while another holder has it.
+
+        Readers that split the log's work into parts (the trigger worker's partitions) hold one lease
+        per part, so each part has one reader at a time and a part whose reader died is taken over.
+        This default grants every lease: a log that only one process reads (the file log) needs none.
+        """
+        return True
+
+    def release(self, name: str, holder: str) -> None:  # noqa: B027 - see `hold`
+        """Give the lease `name` up now if `holder` has it, so another reader may take it at once."""
+
+    def holder(self, name: str) -> str | None:
+        """Who holds the lease `name` now (None: nobody)."""
+        return None
+
     def wait(self, offset: int, timeout_s: float) -> bool:
         """Sleep until the log holds a record at or after `offset`, at most `timeout_s`; True if it does.
 

@@ -7,6 +7,7 @@ Keys (`<prefix>` is `kawa` unless the spec says `?prefix=`):
     <prefix>:log              the stream: one entry per record, id "<offset>-1", one field p=payload
     <prefix>:log:end          the offset the next record gets, moved by every append
     <prefix>:log:checkpoints  a hash, consumer -> committed offset
+    <prefix>:lease:<name>     who holds a reader's lease (`hold`), expiring unless renewed
 
 Offsets are byte positions, as in the file log: a record's offset is the payload bytes appended
 before it plus one per earlier record (so an empty record moves it too), and the entry id is
@@ -100,6 +101,16 @@ return log_start(KEYS[1], KEYS[2]) - before
 """
 )
 
+# KEYS: the lease. ARGV: holder, ttl in ms. Returns 1 if `holder` has the lease now.
+_HOLD = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# KEYS: the lease. ARGV: holder.
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0"
+
 _OP = "event log"
 
 
@@ -116,6 +127,8 @@ class RedisEventLog(EventLog):
         self._append = client.register_script(_APPEND)
         self._bound = client.register_script(_BOUND)
         self._trim = client.register_script(_TRIM)
+        self._hold = client.register_script(_HOLD)
+        self._release = client.register_script(_RELEASE)
         self._avg = 1024.0  # payload bytes per record, to ask Redis for about max_bytes at a time
 
     @classmethod
@@ -215,6 +228,25 @@ class RedisEventLog(EventLog):
 
     def group(self, name: str, consumer: str) -> GroupReader:
         return RedisGroupReader(self, name, consumer)
+
+    # -- leases ----------------------------------------------------------------------------------
+
+    @unavailable(_OP)
+    def hold(self, name: str, holder: str, ttl_s: float) -> bool:
+        check_name(name, "lease name")
+        key = f"{self.prefix}:lease:{name}".encode()
+        return bool(self._hold(keys=[key], args=[holder, max(int(ttl_s * 1000), 1)]))
+
+    @unavailable(_OP)
+    def holder(self, name: str) -> str | None:
+        check_name(name, "lease name")
+        found = self.client.get(f"{self.prefix}:lease:{name}".encode())
+        return None if found is None else bytes(found).decode()
+
+    @unavailable(_OP)
+    def release(self, name: str, holder: str) -> None:
+        check_name(name, "lease name")
+        self._release(keys=[f"{self.prefix}:lease:{name}".encode()], args=[holder])
 
     def close(self) -> None:
         self.client.close()
