@@ -149,6 +149,9 @@ def run_triggers(part: str = "triggers") -> None:
     # On a shared (Redis) log each partition reads through its consumer group under this name.
     holder = f"{_host()}-{os.getpid()}"
     grouped = config.stores.event_log != "files"
+    if count > 1 and not grouped:
+        # The file log has no leases: every process would take every partition.
+        raise SystemExit("triggers.workers > 1 needs the Redis event log (docs/backends.md); set it to 1")
 
     def make(partition: Partition) -> TriggerWorker:
         return TriggerWorker(
