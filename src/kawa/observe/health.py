@@ -136,7 +136,7 @@ def server_checks(runtime: Runtime, timeout_s: float) -> list[Check]:
     except (httpx.HTTPError, ValueError) as exc:
         checks.append(Check("serve/api", "server", url, DOWN, f"/healthz: {exc}"))
     run = heartbeat_path(runtime.state_path, "api").parent
-    extra = sorted(p.stem for p in run.glob("api-*.alive"))
+    extra = sorted(p.stem for pattern in ("api-*.alive", "triggers-*.alive") for p in run.glob(pattern))
     for part in (*extra, *SERVE_PARTS):
         alive = part_alive(runtime.state_path, part)
         detail = "heartbeat within 5 s" if alive else "no heartbeat for 5 s: see kawa serve's log"
