@@ -104,7 +104,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/events/recent"): Rule(READ, "project"),
     ("GET", "/v1/events/rejected"): Rule(READ, "project"),
     ("POST", "/v1/sql"): Rule(ADMIN, "project", json={"sql": f"SELECT * FROM {TABLE}"}),
-    ("GET", "/v1/tables"): Rule(ADMIN, "project"),
+    ("GET", "/v1/tables"): Rule(READ, "project"),
     ("GET", "/v1/tables/{name}"): Rule(READ, "object"),
     ("GET", "/v1/tables/{name}/rows"): Rule(READ, "object"),
     ("GET", "/v1/predictions/{model}/{entity_id}"): Rule(READ, "object"),

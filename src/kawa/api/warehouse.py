@@ -53,9 +53,9 @@ async def run_sql(
 
 @router.get(
     "/v1/tables",
-    summary="List the project's tables with row, file and partition counts and descriptions (admin key)",
+    summary="List the project's tables with row, file and partition counts and descriptions (read key)",
 )
-async def list_tables(request: Request, key: Annotated[KeyInfo, Depends(admin_access)]) -> dict[str, Any]:
+async def list_tables(request: Request, key: Annotated[KeyInfo, Depends(read_access)]) -> dict[str, Any]:
     runtime = request.app.state.runtime
     found = await run_in_threadpool(browse.listing, runtime.warehouse(key.project), Path(runtime.config.root))
     tables = [{**t.to_json(), "description": found.descriptions.get(t.name, "")} for t in found.tables]
