@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from kawa.events._nesting import NotJSON, pseudo_depth, shallow_batch, top_level_items
@@ -140,6 +140,8 @@ def test_the_decoder_accepts_or_rejects_cleanly(body: bytes, ndjson: bool, keyed
 
 @FUZZ
 @given(good=st.lists(events, max_size=5), bad=st.binary(max_size=50), levels=st.integers(0, 5000))
+@example(good=[], bad=b"", levels=MAX_DEPTH - 1)  # exactly at the limit: kept
+@example(good=[], bad=b"", levels=MAX_DEPTH)  # one past it: refused
 def test_good_events_beside_bad_ones_are_kept(good: list[dict[str, Any]], bad: bytes, levels: int) -> None:
     """Each good event of an NDJSON body is accepted, whatever the lines beside it hold."""
     valid = {"event_name": "view", "keys": {"user_id": "u"}}
@@ -155,7 +157,7 @@ def test_good_events_beside_bad_ones_are_kept(good: list[dict[str, Any]], bad: b
     )
     check_batch(batch, b"")
     assert lines[0] in batch.lines
-    assert (lines[-1] in batch.lines) == (levels + 1 < MAX_DEPTH)
+    assert (lines[-1] in batch.lines) == (levels + 1 <= MAX_DEPTH)  # the event object is one level
 
 
 @FUZZ
