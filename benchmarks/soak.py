@@ -45,7 +45,7 @@ from benchmarks._events import make_bodies
 from benchmarks._peers_kawa import machine, save
 from benchmarks._server import Kawa, start_kawa
 from benchmarks._soak_load import Load, Tally
-from benchmarks._soak_procs import Proc, collect, dir_bytes, sample_tree, verdict
+from benchmarks._soak_procs import Proc, collect, dir_bytes, fd_targets, sample_tree, verdict
 
 RESULTS = Path(__file__).parent / "results"
 PROJECT = "soak"
@@ -148,6 +148,25 @@ class Samples:
         self.procs: list[tuple[float, list[Proc]]] = []
         self.rows: list[dict[str, Any]] = []
         self.started = time.monotonic()
+        # What each part's descriptors point at, and every change of that in the run (the last 40 per
+        # part), so a part whose open files step up can be read afterwards, not guessed at.
+        self.fds: dict[str, list[str]] = {}
+        self.fd_changes: dict[str, list[dict[str, Any]]] = {}
+
+    def _note_fds(self, t: float, procs: list[Proc]) -> None:
+        for p in procs:
+            if ">" in p.label:  # a pipeline run's processes come and go; the parts are what is judged
+                continue
+            before = self.fds.get(p.label)
+            if before is not None and len(before) == p.fds:
+                continue
+            now = fd_targets(p.pid)
+            if before is not None:
+                added, removed = sorted(set(now) - set(before)), sorted(set(before) - set(now))
+                change = {"t": round(t, 1), "fds": len(now), "added": added, "removed": removed}
+                self.fd_changes.setdefault(p.label, []).append(change)
+                del self.fd_changes[p.label][:-40]
+            self.fds[p.label] = now
 
     async def _lake_count(self) -> int | None:
         sql = f'{{"sql": "SELECT count(*) AS n FROM events WHERE {LIVE}"}}'.encode()
@@ -185,6 +204,7 @@ class Samples:
             "fds_total": sum(p.fds for p in procs),
         }
         self.procs.append((t, procs))
+        await loop.run_in_executor(None, self._note_fds, t, procs)
         self.rows.append(row)
         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
 
@@ -297,6 +317,8 @@ async def soak(args: argparse.Namespace, kawa: Kawa) -> dict[str, Any]:
         "verdicts": verdicts,
         "samples": samples.rows,
         "curves": curves,
+        "fd_changes": samples.fd_changes,
+        "fds_at_end": samples.fds,
         "first_tree": sorted(p.label for p in samples.procs[0][1] if ">" not in p.label),  # the parts
         "seconds": round(duration, 1),
     }
