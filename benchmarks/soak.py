@@ -396,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         "leftover_processes": leftover,
         "samples": result["samples"],
         "curves": result["curves"],
+        "fd_changes": result["fd_changes"],
+        "fds_at_end": result["fds_at_end"],
         "problems": problems,
         "growth_judged": judged,
         "growth_seen": growth,
