@@ -2,6 +2,7 @@
 
     python -m benchmarks.realtime               # 3 runs of 30 s, as BENCHMARKS.md reports
     python -m benchmarks.realtime --quick       # 1 run of 10 s
+    python -m benchmarks.realtime --worker      # the trigger worker's CPU per event, in one process
 
 Each run makes a fresh project (`kawa init`), writes a `features.py` with a streaming view of the user
 (counts over 5 minutes and 1 hour, spend over 24 hours, seconds since the previous event, distinct
@@ -90,6 +91,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--poll-ms", type=float, default=1.0, help="probe poll interval in ms (1)")
     p.add_argument("--runs", type=int, default=3, help="runs; the table shows each and the median (3)")
     p.add_argument("--quick", action="store_true", help="1 run of 10 s")
+    p.add_argument(
+        "--worker",
+        type=float,
+        metavar="SECONDS",
+        nargs="?",
+        const=5.0,
+        default=None,
+        help="instead: the trigger worker alone over SECONDS (5) of simulated load, --runs times",
+    )
     p.add_argument("--keep", action="store_true", help="keep each run's project folder and print it")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")
     args = p.parse_args(argv)
@@ -343,6 +353,16 @@ COLUMNS = (
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.worker is not None:
+        from benchmarks import _realtime_worker
+
+        runs = _realtime_worker.main(args.worker, args.runs)
+        save(
+            "realtime_worker",
+            {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "runs": runs},
+            args.out,
+        )
+        return
     try:
         import uvloop
 

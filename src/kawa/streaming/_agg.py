@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from typing import Any
 
 LO, HI = -(2.0**63), 2.0**63  # one value's millionths fit a BIGINT (|v| < 9.2e12), as offline
@@ -12,6 +14,25 @@ def fixed(v: float) -> int | None:
     """`v` in millionths, rounded half up the same way the offline SQL does; None past a BIGINT."""
     y = v * 1e6 + 0.5
     return math.floor(y) if LO <= y < HI else None
+
+
+# How far from the end `after` looks first: a late event is usually only a little late, and a deque
+# is indexed quickly near its ends only.
+_NEAR = 32
+
+
+def after(entries: Sequence[Any], t: int, key: Callable[[Any], int] | None = None) -> int:
+    """Where an entry at time `t` goes in time-ordered `entries`: after every entry at or before `t`.
+
+    >>> after([1, 3, 3, 5], 3)
+    3
+    """
+    lo = len(entries) - _NEAR
+    if lo > 0:
+        e = entries[lo]
+        if (e if key is None else key(e)) <= t:
+            return bisect_right(entries, t, lo, key=key)  # type: ignore[call-overload]
+    return bisect_right(entries, t, key=key)  # type: ignore[call-overload]
 
 
 def pack(total: int) -> int | str:

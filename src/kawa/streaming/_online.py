@@ -12,12 +12,14 @@ and removing values never drifts and equals the offline SQL to the bit.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import deque
+from operator import itemgetter
 from typing import Any
 
-from kawa.streaming._agg import Agg, fixed, pack, unfixed
+from kawa.streaming._agg import Agg, after, fixed, pack, unfixed
 from kawa.streaming._windows import AvgWindow, CountDistinct, CountWindow, ExtremeWindow, SumWindow
+
+_time = itemgetter(0)
 
 
 class CountAll(Agg):
@@ -154,7 +156,7 @@ class LastN(Agg):
         if t >= now:
             st.append((t, v))  # maxlen drops the oldest
             return st
-        i = bisect_right([e[0] for e in st], t)
+        i = after(st, t, _time)
         if len(st) == self.n:
             if i == 0:
                 return st  # older than every value kept

@@ -7,17 +7,18 @@ state (a later event may still be older than `as_of`). A late event is inserted 
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import deque
+from operator import itemgetter
 from typing import Any
 
-from kawa.streaming._agg import Agg, fixed, pack, unfixed
+from kawa.streaming._agg import Agg, after, fixed, pack, unfixed
+
+_time = itemgetter(0)
 
 
 def _insort(dq: deque[Any], item: tuple[int, Any]) -> None:
     """Insert (t, ...) after every entry at or before t: arrival order among equal times."""
-    i = bisect_right([e[0] for e in dq], item[0])
-    dq.insert(i, item)
+    dq.insert(after(dq, item[0], _time), item)
 
 
 class CountWindow(Agg):
@@ -32,7 +33,7 @@ class CountWindow(Agg):
         if t >= now:  # the entity's newest event, so newer than anything kept: the usual case
             st.append(t)
         else:
-            st.insert(bisect_right(st, t), t)
+            st.insert(after(st, t), t)
         bound = now - self.window  # type: ignore[operator]
         while st[0] <= bound:
             st.popleft()
@@ -176,7 +177,7 @@ class ExtremeWindow(Agg):
                 st.pop()
             st.append((t, v))
         else:
-            i = bisect_right([e[0] for e in st], t)
+            i = after(st, t, _time)
             # A later entry at least as good makes this one useless; else it drops the earlier ones it beats.
             if i < len(st) and beats(st[i][1], v):
                 return self.prune(st, now)
@@ -222,12 +223,34 @@ class CountDistinct(Agg):
             if seen >= t:
                 return st  # a late event of a value seen since
             del st[v]  # re-inserted at the end, where the newest times are
+        newest = next(reversed(st.values()), t)
         st[v] = t
-        if t < now:
+        if t < newest:
             st = dict(sorted(st.items(), key=lambda kv: kv[1]))  # a late event: restore the time order
         if next(iter(st.values())) > now - self.window:  # type: ignore[operator]
             return st  # the oldest value is still in the window: nothing to drop
         return self.prune(st, now)
+
+    def inline(self, i: int, v: str) -> list[str]:
+        # The newest event (t >= now, so now == t) goes at the end, keeping the time order; the
+        # values that left the window are a prefix, and the one just set ends the loop.
+        return [
+            f"s = st[{i}]",
+            f"x = s.get({v})",
+            "if x is None or x < t:",
+            "    if t >= now:",
+            "        if x is not None:",
+            f"            del s[{v}]",
+            f"        s[{v}] = t",
+            f"        b = t - {self.window}",
+            "        while True:",
+            "            k = next(iter(s))",
+            "            if s[k] > b:",
+            "                break",
+            "            del s[k]",
+            "    else:",
+            f"        st[{i}] = add{i}(s, t, {v}, now)",
+        ]
 
     def prune(self, st: dict[Any, int], now: int) -> dict[Any, int]:
         bound = now - self.window  # type: ignore[operator]

@@ -165,19 +165,25 @@ class StreamEngine:
         """Update every view whose key `event` carries with the event at time `t_us` (microseconds)."""
         for plan in self._plans:
             key = plan.key_of(event)
-            if key is None:
-                continue
-            states = plan.states
-            st = states.get(key)
-            if st is None:
-                st = self._fetch(plan, key)
-            else:
-                states.move_to_end(key)
-            latest = st[0]
-            now = t_us if latest is None or t_us > latest else latest
-            st[0] = now
-            plan.update(event, t_us, st, now)
-            plan.dirty.add(key)
+            if key is not None:
+                self._update(plan, key, event, t_us)
+
+    def apply_keyed(self, view_name: str, key: str, event: dict[str, Any], t_us: int) -> None:
+        """`apply` to one view, for a caller that has read the view's key of `event` already."""
+        self._update(self._plan(view_name), key, event, t_us)
+
+    def _update(self, plan: _Plan, key: str, event: dict[str, Any], t_us: int) -> None:
+        states = plan.states
+        st = states.get(key)
+        if st is None:
+            st = self._fetch(plan, key)
+        else:
+            states.move_to_end(key)
+        latest = st[0]
+        now = t_us if latest is None or t_us > latest else latest
+        st[0] = now
+        plan.update(event, t_us, st, now)
+        plan.dirty.add(key)
 
     def values(self, view_name: str, key: str, as_of_us: int) -> dict[str, Any]:
         """The features of `view_name` for entity `key` at `as_of_us` (the event at that time included)."""

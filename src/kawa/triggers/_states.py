@@ -17,7 +17,6 @@ each partition owns, stores and stamps whole shards (`_partition`).
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ from kawa.triggers.state import stream_ns
 
 ROUND_S = 5.0
 ROUND_EVENTS = 100_000  # within the duplicate window (200,000), so a replay sees the same duplicates
+SHARD_MEMO = 1 << 18  # keys whose shard is remembered (forgotten all at once past this)
 
 _stamp = msgspec.json.Decoder(int)
 
@@ -61,7 +61,8 @@ class StreamStates:
             view.name: [StreamEngine([view], load=load, capacity=capacity) for _ in range(SHARDS)]
             for view in self.views
         }
-        self._plan = [(view.key_of, self._engines[view.name]) for view in self.views]
+        self._plan = [(view.key_of, view.name, self._engines[view.name]) for view in self.views]
+        self._shards: dict[str, int] = {}  # shard_of, remembered: a key's events come in bursts
         # A partition stores (and stamps) only its own shards: other workers own the rest.
         part = partition or Partition()
         self.units = [
@@ -84,20 +85,30 @@ class StreamStates:
 
     def apply(self, event: dict[str, Any], t_us: int) -> None:
         """Update every view whose key `event` carries."""
-        for key_of, engines in self._plan:
+        shards = self._shards
+        for key_of, name, engines in self._plan:
             key = key_of(event)
             if key is not None:
-                engines[zlib.crc32(key.encode()) % SHARDS].apply(event, t_us)
+                shard = shards.get(key)
+                if shard is None:
+                    shard = self._shard(key)
+                engines[shard].apply_keyed(name, key, event, t_us)
 
     def replay(self, event: dict[str, Any], t_us: int, offset: int) -> None:
         """`apply`, but only to shards whose stored state does not already include the record at `offset`."""
-        for view in self.views:
-            key = view.key_of(event)
+        for key_of, name, engines in self._plan:
+            key = key_of(event)
             if key is None:
                 continue
-            shard = shard_of(key)
-            if offset >= self.stamps[view.name, shard]:
-                self._engines[view.name][shard].apply(event, t_us)
+            shard = self._shard(key)
+            if offset >= self.stamps[name, shard]:
+                engines[shard].apply_keyed(name, key, event, t_us)
+
+    def _shard(self, key: str) -> int:
+        if len(self._shards) >= SHARD_MEMO:
+            self._shards.clear()
+        shard = self._shards[key] = shard_of(key)
+        return shard
 
     def values(self, view: StreamView, key: str, t_us: int) -> dict[str, Any]:
         return self._engines[view.name][shard_of(key)].values(view.name, key, t_us)

@@ -75,6 +75,8 @@ class FileEventLog(EventLog):
         self._listing: list[int] = []
         self._listed_stamp = -1
         self._listed_wall = 0
+        self._folder = os.fspath(self.path)
+        self._names: dict[int, str] = {}
         if writer:
             self._open_writer()
 
@@ -188,23 +190,16 @@ class FileEventLog(EventLog):
                 continue
             offset = max(offset, base)
             try:
-                f = open(self._segment_path(base), "rb")  # noqa: SIM115 - closed below
+                fd = os.open(self._segment_name(base), os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # trimmed while we listed; the next segment follows
-            with f:
-                f.seek(offset - base)
-                while total < max_bytes:
-                    header = f.read(HEADER.size)
-                    if len(header) < HEADER.size:
-                        break
-                    length, crc, magic = HEADER.unpack(header)
-                    payload = f.read(length) if magic == MAGIC else b""
-                    if magic != MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
-                        # A record still being written; the writer cuts torn tails on restart.
-                        return ReadResult(records, offset)
-                    records.append(Record(offset, payload))
-                    offset += HEADER.size + length
-                    total += length
+            try:
+                offset, total, whole = _read_records(fd, base, offset, total, max_bytes, records)
+            finally:
+                os.close(fd)
+            if not whole:
+                # A record still being written; the writer cuts torn tails on restart.
+                return ReadResult(records, offset)
             if total >= max_bytes or nxt is None or nxt != offset:
                 break
         return ReadResult(records, offset)
@@ -263,19 +258,29 @@ class FileEventLog(EventLog):
     # -- helpers ---------------------------------------------------------------------------------
 
     def _segments(self) -> list[int]:
+        """The bases of the segments, oldest first (a shared list: callers must not change it)."""
         # Listing the folder costs 100-250 µs, more than a small read; the folder's mtime changes
         # whenever a segment is created or removed, so the list is kept until it does. mtimes are
         # coarse (a few ms), so a list taken less than a second after the last change is not trusted
         # (as git treats "racily clean" files).
-        stamp = os.stat(self.path).st_mtime_ns
+        stamp = os.stat(self._folder).st_mtime_ns
         if stamp != self._listed_stamp or self._listed_wall - stamp < _TRUST_AFTER_NS:
             self._listed_wall = time.time_ns()
             found = sorted(int(p.name[: -len(SEGMENT_SUFFIX)]) for p in self.path.glob("*" + SEGMENT_SUFFIX))
             self._listing, self._listed_stamp = found, stamp
-        return list(self._listing)
+        return self._listing
 
     def _segment_path(self, base: int) -> Path:
         return self.path / f"{base:020d}{SEGMENT_SUFFIX}"
+
+    def _segment_name(self, base: int) -> str:
+        """`_segment_path` as text, kept per segment: joining paths costs more than a small read."""
+        name = self._names.get(base)
+        if name is None:
+            if len(self._names) > 1024:
+                self._names.clear()
+            name = self._names[base] = os.path.join(self._folder, f"{base:020d}{SEGMENT_SUFFIX}")
+        return name
 
 
 class _Ticket:
@@ -291,6 +296,54 @@ class _Ticket:
         if self.error is not None:
             raise RuntimeError("the event log write failed") from self.error
         return self.offsets
+
+
+def _read_records(
+    fd: int, base: int, offset: int, total: int, max_bytes: int, records: list[Record]
+) -> tuple[int, int, bool]:
+    """Append the whole records of the segment open at `fd` from `offset` while `total` < `max_bytes`.
+
+    Returns the offset after the last record read, the new total of payload bytes, and False when a
+    record there is torn or not yet whole (a write in progress). One `pread` usually fetches them all.
+    """
+    size = os.fstat(fd).st_size
+    pos = offset - base  # position in the segment
+    head = HEADER.size
+    unpack = HEADER.unpack_from
+    while total < max_bytes and pos + head <= size:
+        # Enough for the records still wanted (the last one may run past `max_bytes`, so it is
+        # fetched again below when it does not fit).
+        data = os.pread(fd, min(size - pos, max_bytes - total + head * 64), pos)
+        end = len(data)
+        at = 0
+        while total < max_bytes and at + head <= end:
+            length, crc, magic = unpack(data, at)
+            stop = at + head + length
+            if magic != MAGIC:
+                return base + pos + at, total, False
+            if stop > end:
+                if pos + stop > size:
+                    return base + pos + at, total, False  # its payload is not all written yet
+                break  # whole in the file: fetch from this record on
+            payload = data[at + head : stop]
+            if zlib.crc32(payload) != crc:
+                return base + pos + at, total, False
+            records.append(Record(base + pos + at, payload))
+            total += length
+            at = stop
+        if at == 0 and end < head:
+            break  # the file shrank under us (trimmed): what was read stands
+        pos += at
+        if at == 0:
+            # One record larger than the window: fetch exactly it.
+            length, crc, magic = unpack(data, 0)
+            payload = os.pread(fd, length, pos + head)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                return base + pos, total, False
+            records.append(Record(base + pos, payload))
+            total += length
+            pos += head + length
+    return base + pos, total, True
 
 
 def _valid_length(path: Path) -> int:
