@@ -18,6 +18,7 @@ from kawa.api import catalog, ingest, models, pipelines, predictions, runs, segm
 from kawa.api import events as event_routes
 from kawa.api import recommendations as recommendation_routes
 from kawa.api import segments as segment_routes
+from kawa.api._fast import FastRoutes
 from kawa.events.collector import Collector, Overloaded, PayloadTooLarge
 from kawa.events.validate import BodyError
 from kawa.models import Registry
@@ -62,6 +63,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(recommendation_routes.router)
     app.include_router(segment_routes.router)
     ui.install(app)
+    # Innermost middleware: the two prediction routes answered ahead of the router (see _fast.py).
+    app.add_middleware(FastRoutes)
     browser_routes.install(app, runtime)  # /kawa.js, and CORS on the ingest paths only
     app.add_middleware(RequestContext, access_log=runtime.config.server.access_log)
     limits = runtime.config.ingest  # every route's body: its size, and how long it may take to arrive

@@ -44,6 +44,11 @@ async def predict_route(
     version: Annotated[int | None, Query(ge=1, description="A version instead of the alias")] = None,
     alias: Annotated[str, Query(description="The alias to use when no version is given")] = "production",
 ) -> Response:
+    return await predict_response(request, name, version, alias)
+
+
+async def predict_response(request: Request, name: str, version: int | None, alias: str) -> Response:
+    """The answer of `POST /v1/models/{name}/predict`, for this route and kawa.api._fast."""
     # The key check runs inline (a cache hit), not as a sync dependency in FastAPI's thread pool,
     # whose hop cost more than the prediction itself.
     key = read_access(request)

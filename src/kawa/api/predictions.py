@@ -22,6 +22,11 @@ router = APIRouter(tags=["predictions"])
     },
 )
 async def get_prediction(model: str, entity_id: str, request: Request) -> Response:
+    return stored_prediction(request, model, entity_id)
+
+
+def stored_prediction(request: Request, model: str, entity_id: str) -> Response:
+    """The answer of `GET /v1/predictions/{model}/{entity_id}`, for this route and kawa.api._fast."""
     # On the event loop, not in FastAPI's thread pool: the key check is a cache hit and the read a
     # memory-mapped LMDB lookup, both microseconds, while each hop to a worker thread costs ~0.1-1 ms
     # (more on a busy machine) and was most of this route's time.
