@@ -51,7 +51,7 @@ def test_list_show_and_materialize(tmp_path: Path) -> None:
     table = kawa("features", "list", cwd=root).stdout
     assert "carts" in table and "cart adds in the last week" in table
     shown = kawa("features", "show", "carts", cwd=root).stdout
-    assert "cart_adds_7d: count where event_name = 'cart_add' window 7d" in shown and "ASOF" in shown
+    assert "cart_adds_7d: count where event_name = 'cart_add' window 7d" in shown and "FROM events" in shown
 
     done = kawa("features", "materialize", "carts", "--as-of", "2025-09-05", cwd=root).stdout
     assert "carts: 2 entities -> online store features/shop/carts" in done

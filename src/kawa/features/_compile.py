@@ -6,10 +6,14 @@ feature computed from events strictly before that cutoff. It never loops over ro
 
 1. `daily`: events aggregated per (entity, bucket), a bucket being one day measured from `origin`
    (the time of day most cutoffs share, so that their windows start and end on bucket edges).
-2. `cum`: running totals of those aggregates per entity, in bucket order (window functions).
-3. `pit`: each cutoff row ASOF-joined to the running totals before its bucket, and once more per
-   window length to the totals before the window's first bucket; a windowed count or sum is the
-   difference of the two. Entities get integer ids first, because ASOF joins on strings are slow.
+2. `stream`: the daily rows and, per cutoff row, probes at its bucket, at each window's first whole
+   bucket and (for totals over all history) before every bucket, sorted once by (entity, bucket),
+   a probe before the day it names. Running totals over that single order (a streaming window, no
+   per-entity frames, no ASOF joins) give each probe the sum of everything before it.
+3. `pit`: a count or sum within a window is the difference of two probes of the same cutoff row.
+   Aggregates that do not subtract (first/last times, min, max, last) carry the entity id in their
+   value, highest id first, so a probe reads its own entity's value or nothing. Entities get
+   integer ids first, because sorting and comparing strings is slow.
 4. `edge`: cutoffs that fall inside a bucket (not on its edge) add the events of the two partial
    buckets (the cutoff's own, and the one where the window starts) from the raw events.
 5. A distinct count over all history is a count of first occurrences (`first_*`, `n_*`), which
@@ -34,6 +38,7 @@ from kawa.features.spec import Feature
 
 DAY_US = 86_400_000_000
 _DEC = "DECIMAL(38, 9)"
+_LOW = -(2**30)  # the lowest bucket a stream position holds (timestamps span about +-2**27 days)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class _Plan:
     measures: dict[_Measure, str] = field(default_factory=dict)
     # measure name -> window lengths whose start needs the measure's running total
     starts: dict[str, set[int]] = field(default_factory=dict)
+    # counts and sums whose total over all history is read
+    totals: set[str] = field(default_factory=set)
     values: dict[tuple[str, str | None], str] = field(default_factory=dict)
     # value table name -> (aggregation, window) pairs read from it
     value_uses: dict[str, dict[tuple[str, int | None], None]] = field(default_factory=dict)
@@ -64,6 +71,8 @@ class _Plan:
         name = self.measures.setdefault(_Measure(kind, expr, where), f"m{len(self.measures)}")
         if window is not None:
             self.starts.setdefault(name, set()).add(window)
+        elif kind in ("cnt", "sum", "new"):
+            self.totals.add(name)
         return name
 
     def value_table(self, expr: str, where: str | None, agg: str, window: int | None) -> str:
@@ -125,7 +134,7 @@ def compile_view(
         f"    ((c.__c - {origin}) // {DAY_US})::INTEGER AS __bc, (c.__c - {origin}) % {DAY_US} AS __o\n"
         f"  FROM ({rows}) c\n"
         "  LEFT JOIN ids i USING (__k))",
-        _cum(plan),
+        *([_stream(plan)] if plan.measures else []),
         _pit(plan),
         _edge(plan, edges),
         *(_range(plan, name, expr, where) for (expr, where), name in plan.values.items()),
@@ -194,10 +203,9 @@ def _feature_sql(plan: _Plan, name: str, f: Feature) -> str:
 
 def _total(m: str, n: int | None) -> str:
     """A count or sum before the cutoff (within `n` days when given): running totals plus the edges."""
-    total = f"coalesce(p.a_{m}, 0) + coalesce(e.e_{m}, 0)"
     if n is None:
-        return total
-    return f"{total} - coalesce(p.w{n}_{m}, 0) + coalesce(e.s{n}_{m}, 0)"
+        return f"coalesce(p.a_{m}, 0) + coalesce(e.e_{m}, 0)"
+    return f"coalesce(p.w{n}_{m}, 0) + coalesce(e.e_{m}, 0) + coalesce(e.s{n}_{m}, 0)"
 
 
 def _window_tag(n: int | None) -> str:
@@ -264,38 +272,95 @@ def _daily(plan: _Plan, origin: int) -> list[str]:
     ]
 
 
-def _cum(plan: _Plan) -> str:
-    running = {"cnt": "sum", "new": "sum", "sum": "sum", "min": "min", "max": "max", "lt": "max", "ft": "min"}
-    cols = []
+def _stream(plan: _Plan) -> str:
+    """Every entity's daily aggregates and every cutoff's probes, in one order, with running totals.
+
+    A row's position is (entity id << 32) + 2 * bucket, plus 1 for a day of events: sorted by it,
+    a probe at (entity, bucket b) comes after all of the entity's days before b and before the day b
+    itself. Running totals over all rows (one streaming pass, no per-entity frames) then give each
+    probe every earlier entity's total plus this entity's before b; the difference of two probes of
+    one entity is exactly the entity's total between them. Aggregates that do not subtract carry the
+    entity id in their value (highest id first), so a probe reads only its own entity's value.
+    """
+    probes, days, runs = [], [], []
     for m, name in plan.measures.items():
-        if m.kind == "last":
-            cols.append(f"arg_max(d.{name}, (d.{name}_t, d.{name})) OVER w AS {name}")
+        probes.append(f"NULL AS {name}")
+        if m.kind in ("cnt", "new"):
+            value = f"d.{name}"
         elif m.kind == "sum":
-            cols.append(f"sum(TRY_CAST(d.{name} AS {_DEC})) OVER w AS {name}")
-        else:
-            cols.append(f"{running[m.kind]}(d.{name}) OVER w AS {name}")
-    body = ", ".join(["i.__kid", "d.__b", *cols])
+            value = f"TRY_CAST(d.{name} AS {_DEC})"
+        elif m.kind in ("lt", "ft"):
+            # Times are BIGINT: id in the high 64 bits, the time (reversed for the first) below.
+            low = f"d.{name}::HUGEINT + {2**63}" if m.kind == "lt" else f"{2**63 - 1} - d.{name}::HUGEINT"
+            value = f"CASE WHEN d.{name} IS NOT NULL THEN (i.__kid::HUGEINT << 64) + ({low}) END"
+        elif m.kind == "last":
+            # Ties on time go to the larger value, as in each day's arg_max.
+            value = (
+                f"CASE WHEN d.{name}_t IS NOT NULL THEN {{'k': i.__kid, 't': d.{name}_t, 'v': d.{name}}} END"
+            )
+        else:  # min or max of any type: the highest id sorts first for both
+            key = "i.__kid" if m.kind == "max" else "-i.__kid"
+            value = f"CASE WHEN d.{name} IS NOT NULL THEN {{'k': {key}, 'v': d.{name}}} END"
+        days.append(f"{value} AS {name}")
+        running = "min" if m.kind == "min" else "max" if m.kind in ("lt", "ft", "last", "max") else "sum"
+        runs.append(f"{running}({name}) OVER w AS {name}")
+    target = (
+        f"CASE r.__role WHEN 0 THEN x.__bc WHEN -1 THEN {_LOW} "
+        "ELSE x.__bc - r.__role + (x.__o > 0)::INTEGER END"
+    )
+    roles = ", ".join(str(r) for r in _roles(plan))
     return (
-        f"cum AS MATERIALIZED (\n  SELECT {body}\n  FROM daily d JOIN ids i USING (__k)\n"
-        "  WINDOW w AS (PARTITION BY i.__kid ORDER BY d.__b ROWS UNBOUNDED PRECEDING))"
+        f"stream AS (\n  SELECT (x.__kid::BIGINT << 32) + (greatest({target}, {_LOW})::BIGINT * 2) AS __p,\n"
+        f"    x.__rid, r.__role, {', '.join(probes)}\n"
+        f"  FROM cutx x, (SELECT unnest([{roles}]) AS __role) r WHERE x.__kid IS NOT NULL\n"
+        "  UNION ALL\n"
+        f"  SELECT (i.__kid::BIGINT << 32) + d.__b::BIGINT * 2 + 1, NULL, NULL, {', '.join(days)}\n"
+        "  FROM daily d JOIN ids i USING (__k)),\n"
+        # Sorted once; the running totals stream in that order (DuckDB keeps a subquery's order
+        # through a window with no ORDER BY). A row out of order fails the query, never a value.
+        f"run AS (\n  SELECT __rid, __role, __p >> 32 AS __kid, {', '.join(runs)}\n"
+        "  FROM (SELECT * FROM stream ORDER BY __p)\n"
+        "  WINDOW w AS (ROWS UNBOUNDED PRECEDING)\n"
+        "  QUALIFY CASE WHEN max(__p) OVER w > __p\n"
+        "    THEN error('feature query: running totals arrived out of order; please report this')\n"
+        "    ELSE __role IS NOT NULL END)"
     )
 
 
+def _roles(plan: _Plan) -> list[int]:
+    """Probes per cutoff: 0 at the cutoff, n at each window's start, -1 before all history."""
+    return [0, *plan.windows, *([-1] if plan.totals else [])]
+
+
 def _pit(plan: _Plan) -> str:
-    # Each ASOF join sorts its left side with everything joined so far: the narrowest go first.
-    windows = sorted(plan.windows, key=lambda n: sum(n in ns for ns in plan.starts.values()))
-    cols = ["x.__rid", "x.__k", "x.__c"]
-    joins = []
-    for n in windows:
-        # A cutoff inside a bucket takes its window's first bucket from the raw events (edge).
-        joins.append(
-            f"  ASOF LEFT JOIN cum w{n} ON w{n}.__kid = x.__kid"
-            f" AND w{n}.__b < x.__bc - {n} + (x.__o > 0)::INTEGER"
+    """Per cutoff row: totals before its bucket (a_*) and within each window's whole buckets (wN_*)."""
+    if not plan.measures:
+        return "pit AS (SELECT __rid, __k, __c FROM cutx)"
+    cols = []
+    for m, name in plan.measures.items():
+        if m.kind in ("cnt", "sum", "new"):
+            if name in plan.totals:
+                cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN -1 THEN -{name} END) AS a_{name}")
+            for n in sorted(plan.starts.get(name, ())):
+                cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN {n} THEN -{name} END) AS w{n}_{name}")
+            continue
+        mask = 2**64 - 1
+        if m.kind == "lt":
+            value = f"(({name} & {mask}) - {2**63})::BIGINT"
+        elif m.kind == "ft":
+            value = f"({2**63 - 1} - ({name} & {mask}))::BIGINT"
+        else:
+            value = f"{name}.v"
+        own = (
+            f"{name} >> 64 = __kid"
+            if m.kind in ("lt", "ft")
+            else f"{name}.k = {'-' if m.kind == 'min' else ''}__kid"
         )
-        cols += [f"w{n}.{name} AS w{n}_{name}" for name, ns in plan.starts.items() if n in ns]
-    joins.append("  ASOF LEFT JOIN cum a ON a.__kid = x.__kid AND a.__b < x.__bc")
-    cols += [f"a.{name} AS a_{name}" for name in plan.measures.values()]
-    return f"pit AS (\n  SELECT {', '.join(cols)}\n  FROM cutx x\n" + "\n".join(joins) + ")"
+        cols.append(f"max(CASE WHEN {own} THEN {value} END) FILTER (WHERE __role = 0) AS a_{name}")
+    return (
+        "pit AS (\n  SELECT x.__rid, x.__k, x.__c, q.* EXCLUDE (__rid)\n  FROM cutx x LEFT JOIN (\n"
+        f"    SELECT __rid, {', '.join(cols)}\n    FROM run GROUP BY __rid) q USING (__rid))"
+    )
 
 
 def _edge(plan: _Plan, needed: bool) -> str:
