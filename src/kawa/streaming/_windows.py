@@ -65,8 +65,14 @@ class CountWindow(Agg):
             f"    b = t - {self.window}",
             "    while s[0] <= b:",
             "        s.popleft()",
-            "else:",
-            f"    st[{i}] = add{i}(st[{i}], t, {v}, now)",
+            "else:",  # a late event: `add` in full, without its call
+            f"    s = st[{i}]",
+            "    s.insert(after(s, t), t)",
+            f"    b = now - {self.window}",
+            "    while s[0] <= b:",
+            "        s.popleft()",
+            "        if not s:",
+            "            break",
         ]
 
     def dump(self, st: deque[int]) -> list[int]:

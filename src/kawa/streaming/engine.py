@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -44,21 +45,25 @@ def _reader(feature: StreamFeature) -> Getter | None:
     return field.number if feature.reads_number else field.value
 
 
+# `update(key, event, t_us)`: applies the event to the state of entity `key`.
+Update = Callable[[str, dict[str, Any], int], None]
+
+
 class _Plan:
     """A view compiled for the engine: one generated update function, and the view's states."""
 
     __slots__ = ("aggs", "dirty", "fingerprint", "key_of", "names", "read", "states", "update", "view")
 
-    def __init__(self, view: StreamView) -> None:
+    def __init__(self, view: StreamView, fetch: Callable[[_Plan, str], list[Any]]) -> None:
         self.view = view
         self.key_of: Getter = view.key_of
         self.fingerprint = view.fingerprint
         self.names = list(view.features)
         self.aggs = [_online.make(f.agg, f.window_us, f.n) for f in view.features.values()]
         self.read = _compile_read(self.names, self.aggs)
-        self.update = _compile_update(view, self.aggs)
         self.states: OrderedDict[str, list[Any]] = OrderedDict()
         self.dirty: set[str] = set()
+        self.update: Update = _compile_update(self, partial(fetch, self))
 
     def new_state(self) -> list[Any]:
         """[latest event time, one state per feature]."""
@@ -81,14 +86,18 @@ class _Plan:
             return None  # not a state this engine wrote: start the entity afresh
 
 
-def _compile_update(
-    view: StreamView, aggs: list[_agg.Agg]
-) -> Callable[[dict[str, Any], int, list[Any], int], None]:
-    """A generated `update(e, t, st, now)` for `view`: each filter tested once, no loops per event.
+def _compile_update(plan: _Plan, fetch: Callable[[str], list[Any]]) -> Update:
+    """A generated `update(key, e, t)` for `plan`'s view: each filter tested once, no loops per event.
 
-    State slot i (from 1) is feature i's; features sharing a filter sit under one `if`.
+    It finds the entity's state (`fetch` brings in one not in memory), moves the entity to the LRU's
+    end, marks it dirty, and updates every feature. State slot i (from 1) is feature i's; features
+    sharing a filter sit under one `if`.
     """
-    namespace: dict[str, Any] = {"floor": math.floor, "LO": _agg.LO, "HI": _agg.HI}
+    view, aggs, states = plan.view, plan.aggs, plan.states
+    namespace: dict[str, Any] = {
+        "floor": math.floor, "LO": _agg.LO, "HI": _agg.HI, "after": _agg.after,
+        "states": states, "fetch": fetch, "touch": states.move_to_end, "mark": plan.dirty.add,
+    }  # fmt: skip
     groups: dict[Any, list[str]] = {}
     for slot, (f, agg) in enumerate(zip(view.features.values(), aggs, strict=True), start=1):
         namespace[f"add{slot}"] = agg.add
@@ -110,7 +119,19 @@ def _compile_update(
         else:
             namespace[f"match{i}"] = match.test
             body += [f"if match{i}(e):", *(f"    {line}" for line in lines)]
-    source = "def update(e, t, st, now):\n" + "".join(f"    {line}\n" for line in body)
+    prologue = [
+        "st = states.get(key)",
+        "if st is None:",
+        "    st = fetch(key)",
+        "else:",
+        "    touch(key)",
+        "now = st[0]",
+        "if now is None or t > now:",
+        "    now = t",
+        "st[0] = now",
+        "mark(key)",
+    ]
+    source = "def update(key, e, t):\n" + "".join(f"    {line}\n" for line in prologue + body)
     exec(source, namespace)  # built from slot numbers only; the parts are functions in `namespace`
     return namespace["update"]  # type: ignore[no-any-return]
 
@@ -147,7 +168,7 @@ class StreamEngine:
                 raise StreamError(f"StreamEngine takes StreamView objects, not {type(view).__name__}")
             if view.name in self._by_name:
                 raise StreamError(f"two stream views are called {view.name!r}; rename one")
-            plan = _Plan(view)
+            plan = _Plan(view, self._fetch)
             self._plans.append(plan)
             self._by_name[view.name] = plan
         if capacity < 1:
@@ -166,24 +187,19 @@ class StreamEngine:
         for plan in self._plans:
             key = plan.key_of(event)
             if key is not None:
-                self._update(plan, key, event, t_us)
+                plan.update(key, event, t_us)
 
-    def apply_keyed(self, view_name: str, key: str, event: dict[str, Any], t_us: int) -> None:
-        """`apply` to one view, for a caller that has read the view's key of `event` already."""
-        self._update(self._plan(view_name), key, event, t_us)
+    def updater(self, view_name: str) -> Update:
+        """`update(key, event, t_us)`: `apply` to one view, for a caller that read the view's key already.
 
-    def _update(self, plan: _Plan, key: str, event: dict[str, Any], t_us: int) -> None:
-        states = plan.states
-        st = states.get(key)
-        if st is None:
-            st = self._fetch(plan, key)
-        else:
-            states.move_to_end(key)
-        latest = st[0]
-        now = t_us if latest is None or t_us > latest else latest
-        st[0] = now
-        plan.update(event, t_us, st, now)
-        plan.dirty.add(key)
+        >>> from kawa.streaming import stream
+        >>> view = StreamView("s", key="keys.session_id", features={"n": stream.count()})
+        >>> engine = StreamEngine([view])
+        >>> engine.updater("s")("a", {"keys": {"session_id": "a"}}, 0)
+        >>> engine.values("s", "a", 0)
+        {'n': 1}
+        """
+        return self._plan(view_name).update
 
     def values(self, view_name: str, key: str, as_of_us: int) -> dict[str, Any]:
         """The features of `view_name` for entity `key` at `as_of_us` (the event at that time included)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
@@ -14,6 +15,22 @@ from kawa.triggers._scoring import Hit
 from kawa.triggers.state import LATENCY_BUCKETS_MS, ErrorRecord, TriggerStats
 
 Puts = dict[str, dict[str, bytes]]
+
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+
+def now_rfc3339() -> str:
+    """The time now as `kawa.serving.store.now_rfc3339` writes it; the date and time formatted once a second.
+
+    >>> len(now_rfc3339()), now_rfc3339()[10], now_rfc3339()[-1]
+    (24, 'T', 'Z')
+    """
+    global _second
+    seconds, ms = divmod(time.time_ns() // 1_000_000, 1000)
+    cached = _second
+    if cached[0] != seconds:
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{ms:03d}Z"
 
 
 def add_results(

@@ -61,7 +61,10 @@ class StreamStates:
             view.name: [StreamEngine([view], load=load, capacity=capacity) for _ in range(SHARDS)]
             for view in self.views
         }
-        self._plan = [(view.key_of, view.name, self._engines[view.name]) for view in self.views]
+        self._plan = [
+            (view.key_of, view.name, [engine.updater(view.name) for engine in self._engines[view.name]])
+            for view in self.views
+        ]
         self._shards: dict[str, int] = {}  # shard_of, remembered: a key's events come in bursts
         # A partition stores (and stamps) only its own shards: other workers own the rest.
         part = partition or Partition()
@@ -74,6 +77,7 @@ class StreamStates:
             (view, shard): _stamp.decode(stored[f"{view}/{shard}"]) if f"{view}/{shard}" in stored else origin
             for view, shard in self.units
         }
+        self._oldest = min(self.stamps.values(), default=None)  # kept: asked for with every write
         self._cursor = 0
         self._due = 0.0
         self._last = time.monotonic()
@@ -81,28 +85,28 @@ class StreamStates:
     @property
     def oldest(self) -> int | None:
         """The oldest stamp: where to read the log again from to rebuild what was not stored."""
-        return min(self.stamps.values(), default=None)
+        return self._oldest
 
     def apply(self, event: dict[str, Any], t_us: int) -> None:
         """Update every view whose key `event` carries."""
         shards = self._shards
-        for key_of, name, engines in self._plan:
+        for key_of, _, updates in self._plan:
             key = key_of(event)
             if key is not None:
                 shard = shards.get(key)
                 if shard is None:
                     shard = self._shard(key)
-                engines[shard].apply_keyed(name, key, event, t_us)
+                updates[shard](key, event, t_us)
 
     def replay(self, event: dict[str, Any], t_us: int, offset: int) -> None:
         """`apply`, but only to shards whose stored state does not already include the record at `offset`."""
-        for key_of, name, engines in self._plan:
+        for key_of, name, updates in self._plan:
             key = key_of(event)
             if key is None:
                 continue
             shard = self._shard(key)
             if offset >= self.stamps[name, shard]:
-                engines[shard].apply_keyed(name, key, event, t_us)
+                updates[shard](key, event, t_us)
 
     def _shard(self, key: str) -> int:
         if len(self._shards) >= SHARD_MEMO:
@@ -138,4 +142,6 @@ class StreamStates:
                 out.setdefault(self._ns[name], {})[key] = value
             stamps[f"{view}/{shard}"] = encoded
             self.stamps[unit] = offset
+        if count:
+            self._oldest = min(self.stamps.values())
         return out if count else {}

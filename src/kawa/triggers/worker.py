@@ -27,13 +27,12 @@ import msgspec
 from kawa.events.schema import KIND_EVENTS, LogBatch
 from kawa.models import Registry
 from kawa.observe import tracing
-from kawa.serving.store import now_rfc3339
 from kawa.stores.eventlog import EventLog, GroupReader, Record
 from kawa.stores.online import OnlineStore
 from kawa.triggers import state
 from kawa.triggers._dedupe import RecentIds
 from kawa.triggers._partition import Partition, event_filter
-from kawa.triggers._results import Puts, add_results, fold_latencies
+from kawa.triggers._results import Puts, add_results, fold_latencies, now_rfc3339
 from kawa.triggers._scoring import Hit, Scorer
 from kawa.triggers._states import StreamStates
 from kawa.triggers._tail import LogWaiter
@@ -76,7 +75,7 @@ class TriggerWorker:
         self.online = online
         self.partition = partition = partition or Partition()
         self.tag = partition.tag
-        self._mine = event_filter(partition, self.triggers)
+        self._mine = event_filter(partition, self.triggers) if partition.count > 1 else None
         self.scorer = Scorer(registry, online, project)
         position = state.read_position(online, self.tag)
         new = position is None
@@ -145,7 +144,7 @@ class TriggerWorker:
                 for i, event in enumerate(_lines.decode_lines(batch.body)):
                     found = event.get("event_id")
                     event_id = batch.id_prefix + str(i) if found is None else str(found)
-                    if not self._mine(event, event_id):
+                    if self._mine is not None and not self._mine(event, event_id):
                         continue
                     if tracked:
                         if event_id in seen:
@@ -297,6 +296,7 @@ class TriggerWorker:
         hits: list[Hit] = []
         project, states = self.project, self.states
         tests = [(trigger, trigger.match.test) for trigger in self.triggers]
+        apply = states.apply if states is not None else None
         seen = self.recent.ids
         position = self.position
         mine = self._mine
@@ -311,8 +311,8 @@ class TriggerWorker:
             fresh: list[str] = []
             for i, event in enumerate(events):
                 found = event.get("event_id")
-                event_id = prefix + str(i) if found is None else str(found)
-                if not mine(event, event_id):
+                event_id = prefix + str(i) if found is None else found if type(found) is str else str(found)
+                if mine is not None and not mine(event, event_id):
                     continue
                 if event_id in seen:
                     position.duplicates += 1
@@ -320,12 +320,12 @@ class TriggerWorker:
                 seen.add(event_id)
                 fresh.append(event_id)
                 t_us = times[i]
-                if states is not None:
-                    states.apply(event, t_us)
+                if apply is not None:
+                    apply(event, t_us)
                 for trigger, test in tests:
                     if test(event):
                         hits.append(self._hit(trigger, event, event_id, t_us, received_at, offset, i))
-            if states is not None:
+            if apply is not None:
                 applied += len(fresh)
             position.events += len(fresh)
             position.received_at = received_at

@@ -77,6 +77,8 @@ class FileEventLog(EventLog):
         self._listed_wall = 0
         self._folder = os.fspath(self.path)
         self._names: dict[int, str] = {}
+        self._read_lock = threading.Lock()
+        self._kept: tuple[int, int] | None = None  # (base, descriptor) of the segment read last
         if writer:
             self._open_writer()
 
@@ -183,26 +185,45 @@ class FileEventLog(EventLog):
     def read(self, offset: int, max_bytes: int = DEFAULT_READ_BYTES) -> ReadResult:
         records: list[Record] = []
         total = 0
-        segments = self._segments()
-        for i, base in enumerate(segments):
-            nxt = segments[i + 1] if i + 1 < len(segments) else None
-            if nxt is not None and nxt <= offset:
-                continue
-            offset = max(offset, base)
-            try:
-                fd = os.open(self._segment_name(base), os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue  # trimmed while we listed; the next segment follows
-            try:
-                offset, total, whole = _read_records(fd, base, offset, total, max_bytes, records)
-            finally:
-                os.close(fd)
-            if not whole:
-                # A record still being written; the writer cuts torn tails on restart.
-                return ReadResult(records, offset)
-            if total >= max_bytes or nxt is None or nxt != offset:
-                break
+        with self._read_lock:
+            segments = self._segments()
+            for i, base in enumerate(segments):
+                nxt = segments[i + 1] if i + 1 < len(segments) else None
+                if nxt is not None and nxt <= offset:
+                    continue
+                offset = max(offset, base)
+                fd = self._segment_fd(base)
+                if fd is None:
+                    continue  # trimmed while we listed; the next segment follows
+                found = _read_records(fd, base, offset, total, max_bytes, records)
+                if found is None:
+                    continue  # trimmed since we listed
+                offset, total, whole = found
+                if not whole:
+                    # A record still being written; the writer cuts torn tails on restart.
+                    return ReadResult(records, offset)
+                if total >= max_bytes or nxt is None or nxt != offset:
+                    break
         return ReadResult(records, offset)
+
+    def _segment_fd(self, base: int) -> int | None:
+        """A descriptor of segment `base` (None if it is gone), kept open for the next read.
+
+        Opening the file costs more than a small read; the reader of a log reads one segment for
+        long. The caller holds `_read_lock`.
+        """
+        kept = self._kept
+        if kept is not None:
+            if kept[0] == base:
+                return kept[1]
+            self._kept = None
+            os.close(kept[1])
+        try:
+            fd = os.open(self._segment_name(base), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        self._kept = (base, fd)
+        return fd
 
     def end_offset(self) -> int:
         if self._writer:
@@ -248,6 +269,10 @@ class FileEventLog(EventLog):
         return FileGroupReader(self, name, consumer)
 
     def close(self) -> None:
+        with self._read_lock:
+            if self._kept is not None:
+                os.close(self._kept[1])
+                self._kept = None
         if self._file is not None:
             os.close(self._file)
             self._file = None
@@ -300,13 +325,17 @@ class _Ticket:
 
 def _read_records(
     fd: int, base: int, offset: int, total: int, max_bytes: int, records: list[Record]
-) -> tuple[int, int, bool]:
+) -> tuple[int, int, bool] | None:
     """Append the whole records of the segment open at `fd` from `offset` while `total` < `max_bytes`.
 
     Returns the offset after the last record read, the new total of payload bytes, and False when a
-    record there is torn or not yet whole (a write in progress). One `pread` usually fetches them all.
+    record there is torn or not yet whole (a write in progress); None if the segment was deleted
+    (trimmed) before this read, as if it could not be opened. One `pread` usually fetches them all.
     """
-    size = os.fstat(fd).st_size
+    status = os.fstat(fd)
+    if status.st_nlink == 0:
+        return None
+    size = status.st_size
     pos = offset - base  # position in the segment
     head = HEADER.size
     unpack = HEADER.unpack_from
