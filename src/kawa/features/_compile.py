@@ -282,28 +282,29 @@ def _stream(plan: _Plan) -> str:
     one entity is exactly the entity's total between them. Aggregates that do not subtract carry the
     entity id in their value (highest id first), so a probe reads only its own entity's value.
     """
+    # The sort carries each day's plain values; ids and DECIMALs are made after it, as they stream.
     probes, days, runs = [], [], []
+    kid = "(__p >> 32)"
     for m, name in plan.measures.items():
-        probes.append(f"NULL AS {name}")
+        cols = [name, f"{name}_t"] if m.kind == "last" else [name]
+        probes += [f"NULL AS {c}" for c in cols]
+        days += [f"d.{c}" for c in cols]
         if m.kind in ("cnt", "new"):
-            value = f"d.{name}"
+            value = name
         elif m.kind == "sum":
-            value = f"TRY_CAST(d.{name} AS {_DEC})"
+            value = f"TRY_CAST({name} AS {_DEC})"
         elif m.kind in ("lt", "ft"):
             # Times are BIGINT: id in the high 64 bits, the time (reversed for the first) below.
-            low = f"d.{name}::HUGEINT + {2**63}" if m.kind == "lt" else f"{2**63 - 1} - d.{name}::HUGEINT"
-            value = f"CASE WHEN d.{name} IS NOT NULL THEN (i.__kid::HUGEINT << 64) + ({low}) END"
+            low = f"{name}::HUGEINT + {2**63}" if m.kind == "lt" else f"{2**63 - 1} - {name}::HUGEINT"
+            value = f"CASE WHEN {name} IS NOT NULL THEN ({kid}::HUGEINT << 64) + ({low}) END"
         elif m.kind == "last":
             # Ties on time go to the larger value, as in each day's arg_max.
-            value = (
-                f"CASE WHEN d.{name}_t IS NOT NULL THEN {{'k': i.__kid, 't': d.{name}_t, 'v': d.{name}}} END"
-            )
+            value = f"CASE WHEN {name}_t IS NOT NULL THEN {{'k': {kid}, 't': {name}_t, 'v': {name}}} END"
         else:  # min or max of any type: the highest id sorts first for both
-            key = "i.__kid" if m.kind == "max" else "-i.__kid"
-            value = f"CASE WHEN d.{name} IS NOT NULL THEN {{'k': {key}, 'v': d.{name}}} END"
-        days.append(f"{value} AS {name}")
+            key = kid if m.kind == "max" else f"-{kid}"
+            value = f"CASE WHEN {name} IS NOT NULL THEN {{'k': {key}, 'v': {name}}} END"
         running = "min" if m.kind == "min" else "max" if m.kind in ("lt", "ft", "last", "max") else "sum"
-        runs.append(f"{running}({name}) OVER w AS {name}")
+        runs.append(f"{running}({value}) OVER w AS {name}")
     target = (
         f"CASE r.__role WHEN 0 THEN x.__bc WHEN -1 THEN {_LOW} "
         "ELSE x.__bc - r.__role + (x.__o > 0)::INTEGER END"
@@ -318,7 +319,7 @@ def _stream(plan: _Plan) -> str:
         "  FROM daily d JOIN ids i USING (__k)),\n"
         # Sorted once; the running totals stream in that order (DuckDB keeps a subquery's order
         # through a window with no ORDER BY). A row out of order fails the query, never a value.
-        f"run AS (\n  SELECT __rid, __role, __p >> 32 AS __kid, {', '.join(runs)}\n"
+        f"run AS (\n  SELECT __rid, __role, {kid} AS __kid, {', '.join(runs)}\n"
         "  FROM (SELECT * FROM stream ORDER BY __p)\n"
         "  WINDOW w AS (ROWS UNBOUNDED PRECEDING)\n"
         "  QUALIFY CASE WHEN max(__p) OVER w > __p\n"
