@@ -113,12 +113,10 @@ def _compile_update(plan: _Plan, fetch: Callable[[str], list[Any]]) -> Update:
             ]
         groups.setdefault(f.match, []).extend(lines)
     body = []
-    for i, (match, lines) in enumerate(groups.items()):
-        if match.matches_all:
-            body += lines
-        else:
-            namespace[f"match{i}"] = match.test
-            body += [f"if match{i}(e):", *(f"    {line}" for line in lines)]
+    for match, lines in groups.items():
+        guarded, consts = match.guard(lines)  # the filter's test inline: no call per event
+        namespace.update(consts)
+        body += guarded
     prologue = [
         "st = states.get(key)",
         "if st is None:",

@@ -13,6 +13,7 @@ The same spec gives `test(event)` (online, compiled to closures) and `sql()` (of
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -81,15 +82,23 @@ class _Cond:
 
 
 class _Consts:
-    """Constants the generated test refers to by name (sets, patterns, numbers)."""
+    """Constants the generated test refers to by name (sets, patterns, numbers).
+
+    Names are unique across filters (`_k<filter>_<n>`), so several filters' lines can share one
+    generated function (`Match.guard`).
+    """
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
+        self.prefix = f"_k{next(_filters)}_"
 
     def __call__(self, value: Any) -> str:
-        name = f"_k{len(self.values)}"
+        name = f"{self.prefix}{len(self.values)}"
         self.values[name] = value
         return name
+
+
+_filters = itertools.count()
 
 
 # Python lines that turn the value `v` read at a typed column into the column's type (None otherwise).
@@ -114,7 +123,7 @@ class Match:
     'TRUE'
     """
 
-    __slots__ = ("_conds", "source", "spec", "test")
+    __slots__ = ("_conds", "_consts", "_guards", "source", "spec", "test")
 
     def __init__(self, spec: Mapping[str, Any] | None = None, *, where: str = "") -> None:
         at = f"{where}: " if where else ""
@@ -129,14 +138,19 @@ class Match:
         self._conds: list[_Cond] = []
         consts = _Consts()
         lines = []
+        # Per field: the lines that leave its value in `v`, and the condition on `v`.
+        self._guards: list[tuple[list[str], str]] = []
         for path, cond in self.spec.items():
             field = Field(path, where=where)
             conds = [
                 _compile(field, op, operand, at, consts) for op, operand in _operators(cond, path, at).items()
             ]
             self._conds += conds
-            lines += access_source(field.parts) + _COERCE[field.kind]
-            lines.append(f"if not ({' and '.join(c.expr for c in conds)}): return False")
+            read = access_source(field.parts) + _COERCE[field.kind]
+            test = " and ".join(c.expr for c in conds)
+            self._guards.append((read, test))
+            lines += [*read, f"if not ({test}): return False"]
+        self._consts = consts.values
         # One generated function per filter: no call per field or per condition on the hot path.
         self.source = "def test(e):\n" + "".join(f"    {line}\n" for line in [*lines, "return True"])
         namespace = dict(consts.values)
@@ -157,6 +171,26 @@ class Match:
     @property
     def matches_all(self) -> bool:
         return not self._conds
+
+    def guard(self, body: list[str]) -> tuple[list[str], dict[str, Any]]:
+        """Source lines running `body` only for an event `e` this filter matches, and the constants they name.
+
+        For generated code that tests filters without a call per event; the lines use the variable `v`.
+
+        >>> lines, consts = Match({"event_name": "view"}).guard(["hit = True"])
+        >>> namespace = {**consts, "e": {"event_name": "view"}, "hit": False}
+        >>> exec("\\n".join(lines), namespace)
+        >>> namespace["hit"]
+        True
+        """
+        lines: list[str] = []
+        indent = ""
+        for read, test in self._guards:
+            lines += [indent + line for line in read]
+            lines.append(f"{indent}if {test}:")
+            indent += "    "
+        lines += [indent + line for line in body]
+        return lines, dict(self._consts)
 
     def __repr__(self) -> str:
         return f"Match({self.spec!r})"
