@@ -31,58 +31,13 @@ depend on how the work was split between threads, so online and offline values m
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
+from kawa.features._plan import DEC, Measure, Plan
+from kawa.features._stream import pit_sql, stream_sql
 from kawa.features.entity import Entity
 from kawa.features.spec import Feature
 
 DAY_US = 86_400_000_000
-_DEC = "DECIMAL(38, 9)"
-_LOW = -(2**30)  # the lowest bucket a stream position holds (timestamps span about +-2**27 days)
-
-
-@dataclass(frozen=True)
-class _Measure:
-    """A per-bucket aggregate that accumulates over buckets.
-
-    kind: cnt, sum, min, max, last (value at the latest time), lt (latest time), ft (first time) or
-    new (values of `expr` first seen in the bucket).
-    """
-
-    kind: str
-    expr: str | None
-    where: str | None
-
-
-@dataclass
-class _Plan:
-    """The measures, value tables and windows a view's features need, each with a stable name."""
-
-    measures: dict[_Measure, str] = field(default_factory=dict)
-    # measure name -> window lengths whose start needs the measure's running total
-    starts: dict[str, set[int]] = field(default_factory=dict)
-    # counts and sums whose total over all history is read
-    totals: set[str] = field(default_factory=set)
-    values: dict[tuple[str, str | None], str] = field(default_factory=dict)
-    # value table name -> (aggregation, window) pairs read from it
-    value_uses: dict[str, dict[tuple[str, int | None], None]] = field(default_factory=dict)
-
-    def measure(self, kind: str, expr: str | None, where: str | None, window: int | None = None) -> str:
-        name = self.measures.setdefault(_Measure(kind, expr, where), f"m{len(self.measures)}")
-        if window is not None:
-            self.starts.setdefault(name, set()).add(window)
-        elif kind in ("cnt", "sum", "new"):
-            self.totals.add(name)
-        return name
-
-    def value_table(self, expr: str, where: str | None, agg: str, window: int | None) -> str:
-        name = self.values.setdefault((expr, where), f"v{len(self.values)}")
-        self.value_uses.setdefault(name, {})[(agg, window)] = None
-        return name
-
-    @property
-    def windows(self) -> list[int]:
-        return sorted({n for ns in self.starts.values() for n in ns})
 
 
 def compile_view(
@@ -104,7 +59,7 @@ def compile_view(
     that column, rows with a NULL entity or cutoff included; without it, one row per distinct
     (entity, cutoff).
     """
-    plan = _Plan()
+    plan = Plan()
     outputs = [f"{_q(name)}" for name in features]
     exprs = [_feature_sql(plan, name, f) for name, f in features.items()]
     origin = int(origin_us) % DAY_US
@@ -124,18 +79,19 @@ def compile_view(
         rid = "c.__rid"
         rows = f"SELECT {_q(row_id)} AS __rid, {col} AS __k, epoch_us(cutoff) AS __c FROM cutoffs"
     ctes = [
-        f"ev AS NOT MATERIALIZED (\n  SELECT *, ((__t - {origin}) // {DAY_US})::INTEGER AS __b FROM (\n"
+        f"ev AS NOT MATERIALIZED (\n  SELECT *, {_bucket('__t', origin)} AS __b FROM (\n"
         f"    SELECT *, ({entity.key}) AS __k, epoch_us(sync_date) AS __t FROM events\n"
         f"    WHERE {' AND '.join(bounds)}))",
         *_daily(plan, origin),
         "ids AS MATERIALIZED (\n  SELECT __k, (row_number() OVER ())::INTEGER AS __kid "
         "FROM (SELECT DISTINCT __k FROM daily))",
         f"cutx AS MATERIALIZED (\n  SELECT {rid}, c.__k, c.__c, i.__kid,\n"
-        f"    ((c.__c - {origin}) // {DAY_US})::INTEGER AS __bc, (c.__c - {origin}) % {DAY_US} AS __o\n"
+        f"    {_bucket('c.__c', origin)} AS __bc,\n"
+        f"    (((c.__c - {origin}) % {DAY_US}) + {DAY_US}) % {DAY_US} AS __o\n"
         f"  FROM ({rows}) c\n"
         "  LEFT JOIN ids i USING (__k))",
-        *([_stream(plan)] if plan.measures else []),
-        _pit(plan),
+        *([stream_sql(plan)] if plan.measures else []),
+        pit_sql(plan),
         _edge(plan, edges),
         *(_range(plan, name, expr, where) for (expr, where), name in plan.values.items()),
         *(_edge_new(name, edges) for m, name in plan.measures.items() if m.kind == "new"),
@@ -157,7 +113,12 @@ def compile_view(
     )
 
 
-def _feature_sql(plan: _Plan, name: str, f: Feature) -> str:
+def _bucket(t: str, origin: int) -> str:
+    """The bucket of time `t`: floor((t - origin) / day); DuckDB's `//` rounds toward zero."""
+    return f"(({t} - {origin}) // {DAY_US} - (({t} - {origin}) % {DAY_US} < 0)::BIGINT)::INTEGER"
+
+
+def _feature_sql(plan: Plan, name: str, f: Feature) -> str:
     """The final expression of one feature, registering the measures it reads."""
     n = f.window_days
     expr, where = f.expr, f.where
@@ -217,7 +178,7 @@ def _filter(where: str | None, extra: str | None = None) -> str:
     return f" FILTER (WHERE {' AND '.join(conds)})" if conds else ""
 
 
-def _agg(m: _Measure, extra: str | None = None, *, exact: bool = True) -> str:
+def _agg(m: Measure, extra: str | None = None, *, exact: bool = True) -> str:
     """The aggregate of measure `m` over raw events (per bucket, or over the partial edge buckets).
 
     Sums are DECIMAL when `exact`; per-bucket sums run in DOUBLE (much faster over every event) and
@@ -228,7 +189,7 @@ def _agg(m: _Measure, extra: str | None = None, *, exact: bool = True) -> str:
         return f"count({f'({m.expr})' if m.expr else '*'}){flt}"
     if m.kind == "sum":
         value = f"({m.expr})::DOUBLE"
-        return f"sum(TRY_CAST({value} AS {_DEC})){flt}" if exact else f"sum({value}){flt}"
+        return f"sum(TRY_CAST({value} AS {DEC})){flt}" if exact else f"sum({value}){flt}"
     if m.kind in ("min", "max"):
         return f"{m.kind}(({m.expr})){flt}"
     if m.kind == "last":
@@ -241,7 +202,7 @@ def _agg(m: _Measure, extra: str | None = None, *, exact: bool = True) -> str:
     raise AssertionError(m.kind)
 
 
-def _daily(plan: _Plan, origin: int) -> list[str]:
+def _daily(plan: Plan, origin: int) -> list[str]:
     raw = {m: name for m, name in plan.measures.items() if m.kind != "new"}
     cols = [f"{_agg(m, exact=False)} AS {name}" for m, name in raw.items()]
     lasts = [f"max(__t){_filter(m.where)} AS {name}_t" for m, name in raw.items() if m.kind == "last"]
@@ -252,7 +213,7 @@ def _daily(plan: _Plan, origin: int) -> list[str]:
         flt = f" AND ({m.where})" if m.where else ""
         ctes.append(
             f"first_{name} AS MATERIALIZED (\n"
-            f"  SELECT __k, __tf, ((__tf - {origin}) // {DAY_US})::INTEGER AS __b FROM (\n"
+            f"  SELECT __k, __tf, {_bucket('__tf', origin)} AS __b FROM (\n"
             f"    SELECT __k, ({m.expr}) AS __v, min(__t) AS __tf FROM ev\n"
             f"    WHERE ({m.expr}) IS NOT NULL{flt} GROUP BY __k, __v))"
         )
@@ -272,99 +233,7 @@ def _daily(plan: _Plan, origin: int) -> list[str]:
     ]
 
 
-def _stream(plan: _Plan) -> str:
-    """Every entity's daily aggregates and every cutoff's probes, in one order, with running totals.
-
-    A row's position is (entity id << 32) + 2 * bucket, plus 1 for a day of events: sorted by it,
-    a probe at (entity, bucket b) comes after all of the entity's days before b and before the day b
-    itself. Running totals over all rows (one streaming pass, no per-entity frames) then give each
-    probe every earlier entity's total plus this entity's before b; the difference of two probes of
-    one entity is exactly the entity's total between them. Aggregates that do not subtract carry the
-    entity id in their value (highest id first), so a probe reads only its own entity's value.
-    """
-    # The sort carries each day's plain values; ids and DECIMALs are made after it, as they stream.
-    probes, days, runs = [], [], []
-    kid = "(__p >> 32)"
-    for m, name in plan.measures.items():
-        cols = [name, f"{name}_t"] if m.kind == "last" else [name]
-        probes += [f"NULL AS {c}" for c in cols]
-        days += [f"d.{c}" for c in cols]
-        if m.kind in ("cnt", "new"):
-            value = name
-        elif m.kind == "sum":
-            value = f"TRY_CAST({name} AS {_DEC})"
-        elif m.kind in ("lt", "ft"):
-            # Times are BIGINT: id in the high 64 bits, the time (reversed for the first) below.
-            low = f"{name}::HUGEINT + {2**63}" if m.kind == "lt" else f"{2**63 - 1} - {name}::HUGEINT"
-            value = f"CASE WHEN {name} IS NOT NULL THEN ({kid}::HUGEINT << 64) + ({low}) END"
-        elif m.kind == "last":
-            # Ties on time go to the larger value, as in each day's arg_max.
-            value = f"CASE WHEN {name}_t IS NOT NULL THEN {{'k': {kid}, 't': {name}_t, 'v': {name}}} END"
-        else:  # min or max of any type: the highest id sorts first for both
-            key = kid if m.kind == "max" else f"-{kid}"
-            value = f"CASE WHEN {name} IS NOT NULL THEN {{'k': {key}, 'v': {name}}} END"
-        running = "min" if m.kind == "min" else "max" if m.kind in ("lt", "ft", "last", "max") else "sum"
-        runs.append(f"{running}({value}) OVER w AS {name}")
-    target = (
-        f"CASE r.__role WHEN 0 THEN x.__bc WHEN -1 THEN {_LOW} "
-        "ELSE x.__bc - r.__role + (x.__o > 0)::INTEGER END"
-    )
-    roles = ", ".join(str(r) for r in _roles(plan))
-    return (
-        f"stream AS (\n  SELECT (x.__kid::BIGINT << 32) + (greatest({target}, {_LOW})::BIGINT * 2) AS __p,\n"
-        f"    x.__rid, r.__role, {', '.join(probes)}\n"
-        f"  FROM cutx x, (SELECT unnest([{roles}]) AS __role) r WHERE x.__kid IS NOT NULL\n"
-        "  UNION ALL\n"
-        f"  SELECT (i.__kid::BIGINT << 32) + d.__b::BIGINT * 2 + 1, NULL, NULL, {', '.join(days)}\n"
-        "  FROM daily d JOIN ids i USING (__k)),\n"
-        # Sorted once; the running totals stream in that order (DuckDB keeps a subquery's order
-        # through a window with no ORDER BY). A row out of order fails the query, never a value.
-        f"run AS (\n  SELECT __rid, __role, {kid} AS __kid, {', '.join(runs)}\n"
-        "  FROM (SELECT * FROM stream ORDER BY __p)\n"
-        "  WINDOW w AS (ROWS UNBOUNDED PRECEDING)\n"
-        "  QUALIFY CASE WHEN max(__p) OVER w > __p\n"
-        "    THEN error('feature query: running totals arrived out of order; please report this')\n"
-        "    ELSE __role IS NOT NULL END)"
-    )
-
-
-def _roles(plan: _Plan) -> list[int]:
-    """Probes per cutoff: 0 at the cutoff, n at each window's start, -1 before all history."""
-    return [0, *plan.windows, *([-1] if plan.totals else [])]
-
-
-def _pit(plan: _Plan) -> str:
-    """Per cutoff row: totals before its bucket (a_*) and within each window's whole buckets (wN_*)."""
-    if not plan.measures:
-        return "pit AS (SELECT __rid, __k, __c FROM cutx)"
-    cols = []
-    for m, name in plan.measures.items():
-        if m.kind in ("cnt", "sum", "new"):
-            if name in plan.totals:
-                cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN -1 THEN -{name} END) AS a_{name}")
-            for n in sorted(plan.starts.get(name, ())):
-                cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN {n} THEN -{name} END) AS w{n}_{name}")
-            continue
-        mask = 2**64 - 1
-        if m.kind == "lt":
-            value = f"(({name} & {mask}) - {2**63})::BIGINT"
-        elif m.kind == "ft":
-            value = f"({2**63 - 1} - ({name} & {mask}))::BIGINT"
-        else:
-            value = f"{name}.v"
-        own = (
-            f"{name} >> 64 = __kid"
-            if m.kind in ("lt", "ft")
-            else f"{name}.k = {'-' if m.kind == 'min' else ''}__kid"
-        )
-        cols.append(f"max(CASE WHEN {own} THEN {value} END) FILTER (WHERE __role = 0) AS a_{name}")
-    return (
-        "pit AS (\n  SELECT x.__rid, x.__k, x.__c, q.* EXCLUDE (__rid)\n  FROM cutx x LEFT JOIN (\n"
-        f"    SELECT __rid, {', '.join(cols)}\n    FROM run GROUP BY __rid) q USING (__rid))"
-    )
-
-
-def _edge(plan: _Plan, needed: bool) -> str:
+def _edge(plan: Plan, needed: bool) -> str:
     """Aggregates over the partial buckets of cutoffs that are not on a bucket edge."""
     cols = ["c.__rid"]
     for m, name in plan.measures.items():
@@ -399,7 +268,7 @@ def _edge_new(name: str, needed: bool) -> str:
     )
 
 
-def _range(plan: _Plan, name: str, expr: str, where: str | None) -> str:
+def _range(plan: Plan, name: str, expr: str, where: str | None) -> str:
     """count_distinct and windowed min/max: each value's first and last time per bucket, range-joined."""
     uses = plan.value_uses[name]
     windows = [n for _, n in uses]

@@ -1,0 +1,106 @@
+"""Running totals for compiled feature views: one sorted stream of daily rows and cutoff probes.
+
+`stream_sql` and `pit_sql` are the `stream`, `run` and `pit` steps of the query `_compile` builds;
+they read its `daily`, `ids` and `cutx` and give `pit`: per cutoff row, every measure's total
+before the cutoff's bucket (`a_*`) and within each window's whole buckets (`wN_*`).
+"""
+
+from __future__ import annotations
+
+from kawa.features._plan import DEC, Plan
+
+_LOW = -(2**30)  # the lowest bucket a stream position holds (timestamps span about +-2**27 days)
+
+
+def stream_sql(plan: Plan) -> str:
+    """Every entity's daily aggregates and every cutoff's probes, in one order, with running totals.
+
+    A row's position is (entity id << 32) + 2 ** 31 + 2 * bucket, plus 1 for a day of events; the
+    low 32 bits never borrow from the id, so `__p >> 32` is the id. Sorted by position, a probe at
+    (entity, bucket b) comes after all of the entity's days before b and before the day b itself.
+    Running totals over all rows (one streaming pass, no per-entity frames) then give each probe
+    every earlier entity's total plus this entity's before b; the difference of two probes of one
+    entity is exactly the entity's total between them. Aggregates that do not subtract carry the
+    entity id in their value (highest id first), so a probe reads only its own entity's value.
+    """
+    # The sort carries each day's plain values; ids and DECIMALs are made after it, as they stream.
+    probes, days, runs = [], [], []
+    kid = "(__p >> 32)"
+    for m, name in plan.measures.items():
+        cols = [name, f"{name}_t"] if m.kind == "last" else [name]
+        probes += [f"NULL AS {c}" for c in cols]
+        days += [f"d.{c}" for c in cols]
+        if m.kind in ("cnt", "new"):
+            value = name
+        elif m.kind == "sum":
+            value = f"TRY_CAST({name} AS {DEC})"
+        elif m.kind in ("lt", "ft"):
+            # Times are BIGINT: id in the high 64 bits, the time (reversed for the first) below.
+            low = f"{name}::HUGEINT + {2**63}" if m.kind == "lt" else f"{2**63 - 1} - {name}::HUGEINT"
+            value = f"CASE WHEN {name} IS NOT NULL THEN ({kid}::HUGEINT << 64) + ({low}) END"
+        elif m.kind == "last":
+            # Ties on time go to the larger value, as in each day's arg_max.
+            value = f"CASE WHEN {name}_t IS NOT NULL THEN {{'k': {kid}, 't': {name}_t, 'v': {name}}} END"
+        else:  # min or max of any type: the highest id sorts first for both
+            key = kid if m.kind == "max" else f"-{kid}"
+            value = f"CASE WHEN {name} IS NOT NULL THEN {{'k': {key}, 'v': {name}}} END"
+        running = "min" if m.kind == "min" else "max" if m.kind in ("lt", "ft", "last", "max") else "sum"
+        runs.append(f"{running}({value}) OVER w AS {name}")
+    target = (
+        f"CASE r.__role WHEN 0 THEN x.__bc WHEN -1 THEN {_LOW} "
+        "ELSE x.__bc - r.__role + (x.__o > 0)::INTEGER END"
+    )
+    roles = ", ".join(str(r) for r in _roles(plan))
+    return (
+        "stream AS (\n"
+        f"  SELECT (x.__kid::BIGINT << 32) + {2**31} + greatest({target}, {_LOW})::BIGINT * 2 AS __p,\n"
+        f"    x.__rid, r.__role, {', '.join(probes)}\n"
+        f"  FROM cutx x, (SELECT unnest([{roles}]) AS __role) r WHERE x.__kid IS NOT NULL\n"
+        "  UNION ALL\n"
+        f"  SELECT (i.__kid::BIGINT << 32) + {2**31} + d.__b::BIGINT * 2 + 1, NULL, NULL, {', '.join(days)}\n"
+        "  FROM daily d JOIN ids i USING (__k)),\n"
+        # Sorted once; the running totals stream in that order (DuckDB keeps a subquery's order
+        # through a window with no ORDER BY). A row out of order fails the query, never a value.
+        f"run AS (\n  SELECT __rid, __role, {kid} AS __kid, {', '.join(runs)}\n"
+        "  FROM (SELECT * FROM stream ORDER BY __p)\n"
+        "  WINDOW w AS (ROWS UNBOUNDED PRECEDING)\n"
+        "  QUALIFY CASE WHEN max(__p) OVER w > __p\n"
+        "    THEN error('feature query: running totals arrived out of order; please report this')\n"
+        "    ELSE __role IS NOT NULL END)"
+    )
+
+
+def _roles(plan: Plan) -> list[int]:
+    """Probes per cutoff: 0 at the cutoff, n at each window's start, -1 before all history."""
+    return [0, *plan.windows, *([-1] if plan.totals else [])]
+
+
+def pit_sql(plan: Plan) -> str:
+    """Per cutoff row: totals before its bucket (a_*) and within each window's whole buckets (wN_*)."""
+    if not plan.measures:
+        return "pit AS (SELECT __rid, __k, __c FROM cutx)"
+    cols = []
+    for m, name in plan.measures.items():
+        if m.kind in ("cnt", "sum", "new"):
+            if name in plan.totals:
+                cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN -1 THEN -{name} END) AS a_{name}")
+            for n in sorted(plan.starts.get(name, ())):
+                cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN {n} THEN -{name} END) AS w{n}_{name}")
+            continue
+        mask = 2**64 - 1
+        if m.kind == "lt":
+            value = f"(({name} & {mask}) - {2**63})::BIGINT"
+        elif m.kind == "ft":
+            value = f"({2**63 - 1} - ({name} & {mask}))::BIGINT"
+        else:
+            value = f"{name}.v"
+        own = (
+            f"{name} >> 64 = __kid"
+            if m.kind in ("lt", "ft")
+            else f"{name}.k = {'-' if m.kind == 'min' else ''}__kid"
+        )
+        cols.append(f"max(CASE WHEN {own} THEN {value} END) FILTER (WHERE __role = 0) AS a_{name}")
+    return (
+        "pit AS (\n  SELECT x.__rid, x.__k, x.__c, q.* EXCLUDE (__rid)\n  FROM cutx x LEFT JOIN (\n"
+        f"    SELECT __rid, {', '.join(cols)}\n    FROM run GROUP BY __rid) q USING (__rid))"
+    )
