@@ -229,10 +229,16 @@ class CountDistinct(Agg):
             if seen >= t:
                 return st  # a late event of a value seen since
             del st[v]  # re-inserted at the end, where the newest times are
-        newest = next(reversed(st.values()), t)
-        st[v] = t
-        if t < newest:
-            st = dict(sorted(st.items(), key=lambda kv: kv[1]))  # a late event: restore the time order
+        if t < next(reversed(st.values()), t):
+            # A late event: it goes after every value seen at or before t, keeping the time order.
+            items = list(st.items())
+            i = len(items) - 1
+            while i and items[i - 1][1] > t:
+                i -= 1
+            items.insert(i, (v, t))
+            st = dict(items)
+        else:
+            st[v] = t
         if next(iter(st.values())) > now - self.window:  # type: ignore[operator]
             return st  # the oldest value is still in the window: nothing to drop
         return self.prune(st, now)

@@ -52,7 +52,9 @@ Update = Callable[[str, dict[str, Any], int], None]
 class _Plan:
     """A view compiled for the engine: one generated update function, and the view's states."""
 
-    __slots__ = ("aggs", "dirty", "fingerprint", "key_of", "names", "read", "states", "update", "view")
+    __slots__ = (
+        "aggs", "dirty", "fingerprint", "key_of", "names", "new_state", "read", "states", "update", "view",
+    )  # fmt: skip
 
     def __init__(self, view: StreamView, fetch: Callable[[_Plan, str], list[Any]]) -> None:
         self.view = view
@@ -61,13 +63,10 @@ class _Plan:
         self.names = list(view.features)
         self.aggs = [_online.make(f.agg, f.window_us, f.n) for f in view.features.values()]
         self.read = _compile_read(self.names, self.aggs)
+        self.new_state = _compile_new(self.aggs)  # [latest event time, one state per feature]
         self.states: OrderedDict[str, list[Any]] = OrderedDict()
         self.dirty: set[str] = set()
         self.update: Update = _compile_update(self, partial(fetch, self))
-
-    def new_state(self) -> list[Any]:
-        """[latest event time, one state per feature]."""
-        return [None, *(a.new() for a in self.aggs)]
 
     def encode(self, st: list[Any]) -> bytes:
         now = st[0]
@@ -140,6 +139,14 @@ def _compile_read(names: list[str], aggs: list[_agg.Agg]) -> Callable[[list[Any]
     items = ", ".join(f"{name!r}: read{i}(st[{i}], as_of)" for i, name in enumerate(names, start=1))
     exec(f"def read(st, as_of):\n    return {{{items}}}\n", namespace)  # names are checked identifiers
     return namespace["read"]  # type: ignore[no-any-return]
+
+
+def _compile_new(aggs: list[_agg.Agg]) -> Callable[[], list[Any]]:
+    """A generated `new()` returning a new entity's state: [None, one new state per feature]."""
+    namespace: dict[str, Any] = {f"new{i}": agg.new for i, agg in enumerate(aggs, start=1)}
+    items = "".join(f", new{i}()" for i in range(1, len(aggs) + 1))
+    exec(f"def new():\n    return [None{items}]\n", namespace)  # slot numbers only
+    return namespace["new"]  # type: ignore[no-any-return]
 
 
 class StreamEngine:
