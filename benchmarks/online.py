@@ -76,18 +76,22 @@ PHASES = [
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.online", description=__doc__.split("\n")[0])
     p.add_argument("--rate", type=float, default=300.0, help="requests per second (300)")
-    p.add_argument("--duration", type=float, default=30.0, help="seconds per endpoint per run (30)")
+    p.add_argument("--duration", type=float, help="seconds per endpoint per run (30; 5 with --quick)")
     p.add_argument("--peer-rate", type=float, default=20.0, help="requests/s that MLflow sustains (20)")
-    p.add_argument("--peer-duration", type=float, default=15.0, help="seconds at --peer-rate (15)")
+    p.add_argument("--peer-duration", type=float, help="seconds at --peer-rate (15; 5 with --quick)")
     p.add_argument("--runs", type=int, default=3, help="runs; medians are reported (3)")
     p.add_argument("--users", type=int, default=100_000, help="users scored and published (100,000)")
     p.add_argument("--connections", type=int, default=8, help="keep-alive connections per endpoint (8)")
     p.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
-    p.add_argument("--quick", action="store_true", help="1 run of 5 s per endpoint")
+    p.add_argument("--quick", action="store_true", help="1 run (unless --runs), 5 s per endpoint")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.runs, args.duration, args.peer_duration = 1, 5.0, 5.0
+    given = p.parse_args(argv)
+    args = p.parse_args(argv, argparse.Namespace(runs=1) if given.quick else None)
+    # --quick shortens what is not given, so `--quick --duration 10` runs 10 s per endpoint.
+    if args.duration is None:
+        args.duration = 5.0 if args.quick else 30.0
+    if args.peer_duration is None:
+        args.peer_duration = 5.0 if args.quick else 15.0
     return args
 
 
@@ -377,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
         report |= asyncio.run(main_async(args))
     else:
         report |= uvloop.run(main_async(args))
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["median"] = summarise(report["runs"])
     report["targets_met"] = targets(report["median"])
     report["wall_s"] = round(time.time() - started, 1)

@@ -25,6 +25,7 @@ from kawa.config import Config, IngestConfig, ServerConfig
 from kawa.models import Registry
 from kawa.observe.logs import request_id
 from kawa.runtime import Runtime
+from kawa.serving.online import PredictRequestError, parse_rows
 from kawa.serving.store import Prediction, PredictionStore
 from tests.triggers.conftest import buyer_bundle
 
@@ -295,3 +296,11 @@ def test_errors_say_what_is_wrong(answers: Answers) -> None:
 def test_predictions_made_by_the_fast_layer_are_timed(answers: Answers) -> None:
     # Version 1 (production) called: post, rows, both, gzip, and the two rows it refused.
     assert answers.predicted == (6, 6)
+
+
+def test_the_depth_limit_of_predict_bodies_holds_on_both_sides() -> None:
+    # Many brackets but shallow (the depth is measured), exactly the limit, and one level past it.
+    assert len(parse_rows(b"[" + b",".join([b'{"a": [1]}'] * 40) + b"]", max_depth=3)) == 40
+    assert parse_rows(b'{"a": [[1]]}', max_depth=3) == {"a": [[1]]}
+    with pytest.raises(PredictRequestError, match="deeper than 3"):
+        parse_rows(b'{"a": [[[1]]]}', max_depth=3)

@@ -20,7 +20,9 @@ class PredictRequestError(ValueError):
 
 def parse_rows(body: bytes, *, max_depth: int = 32, max_rows: int = 10_000) -> Any:
     """The JSON body of a predict request: one object or a list of objects, within kawa's limits."""
-    if pseudo_depth(body) > max_depth:
+    # A body nests no deeper than it has opening brackets: counting them costs ~0.5 µs, measuring the
+    # depth ~25 µs, which a single-row body (one bracket) need not pay.
+    if body.count(b"{") + body.count(b"[") > max_depth and pseudo_depth(body) > max_depth:
         raise PredictRequestError(f"the body is nested deeper than {max_depth} levels")
     try:
         rows = _decoder.decode(body)
