@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kawa.features._plan import DEC, Measure, Plan
-from kawa.features._stream import pit_sql, stream_sql
+from kawa.features._stream import base_columns, ids_sql, pit_sql, stream_sql
 from kawa.features.entity import Entity
 from kawa.features.spec import Feature
 
@@ -78,14 +78,14 @@ def compile_view(
     else:
         rid = "c.__rid"
         rows = f"SELECT {_q(row_id)} AS __rid, {col} AS __k, epoch_us(cutoff) AS __c FROM cutoffs"
+    bases = base_columns(plan)
     ctes = [
         f"ev AS NOT MATERIALIZED (\n  SELECT *, {_bucket('__t', origin)} AS __b FROM (\n"
         f"    SELECT *, ({entity.key}) AS __k, epoch_us(sync_date) AS __t FROM events\n"
         f"    WHERE {' AND '.join(bounds)}))",
         *_daily(plan, origin),
-        "ids AS MATERIALIZED (\n  SELECT __k, (row_number() OVER ())::INTEGER AS __kid "
-        "FROM (SELECT DISTINCT __k FROM daily))",
-        f"cutx AS MATERIALIZED (\n  SELECT {rid}, c.__k, c.__c, i.__kid,\n"
+        ids_sql(plan),
+        f"cutx AS MATERIALIZED (\n  SELECT {', '.join([rid, 'c.__k', 'c.__c', 'i.__kid', *bases])},\n"
         f"    {_bucket('c.__c', origin)} AS __bc,\n"
         f"    (((c.__c - {origin}) % {DAY_US}) + {DAY_US}) % {DAY_US} AS __o\n"
         f"  FROM ({rows}) c\n"

@@ -7,7 +7,7 @@ before the cutoff's bucket (`a_*`) and within each window's whole buckets (`wN_*
 
 from __future__ import annotations
 
-from kawa.features._plan import DEC, Plan
+from kawa.features._plan import DEC, Measure, Plan
 
 _LOW = -(2**30)  # the lowest bucket a stream position holds (timestamps span about +-2**27 days)
 
@@ -30,10 +30,8 @@ def stream_sql(plan: Plan) -> str:
         cols = [name, f"{name}_t"] if m.kind == "last" else [name]
         probes += [f"NULL AS {c}" for c in cols]
         days += [f"d.{c}" for c in cols]
-        if m.kind in ("cnt", "new"):
-            value = name
-        elif m.kind == "sum":
-            value = f"TRY_CAST({name} AS {DEC})"
+        if m.kind in ("cnt", "new", "sum"):
+            value = _addend(m, name)
         elif m.kind in ("lt", "ft"):
             # Times are BIGINT: id in the high 64 bits, the time (reversed for the first) below.
             low = f"{name}::HUGEINT + {2**63}" if m.kind == "lt" else f"{2**63 - 1} - {name}::HUGEINT"
@@ -46,10 +44,7 @@ def stream_sql(plan: Plan) -> str:
             value = f"CASE WHEN {name} IS NOT NULL THEN {{'k': {key}, 'v': {name}}} END"
         running = "min" if m.kind == "min" else "max" if m.kind in ("lt", "ft", "last", "max") else "sum"
         runs.append(f"{running}({value}) OVER w AS {name}")
-    target = (
-        f"CASE r.__role WHEN 0 THEN x.__bc WHEN -1 THEN {_LOW} "
-        "ELSE x.__bc - r.__role + (x.__o > 0)::INTEGER END"
-    )
+    target = "CASE r.__role WHEN 0 THEN x.__bc ELSE x.__bc - r.__role + (x.__o > 0)::INTEGER END"
     roles = ", ".join(str(r) for r in _roles(plan))
     return (
         "stream AS (\n"
@@ -71,21 +66,53 @@ def stream_sql(plan: Plan) -> str:
 
 
 def _roles(plan: Plan) -> list[int]:
-    """Probes per cutoff: 0 at the cutoff, n at each window's start, -1 before all history."""
-    return [0, *plan.windows, *([-1] if plan.totals else [])]
+    """Probes per cutoff: 0 at the cutoff and n at each window's start."""
+    return [0, *plan.windows]
+
+
+def _addend(m: Measure, name: str) -> str:
+    """What a day adds to a running count or sum."""
+    return f"TRY_CAST({name} AS {DEC})" if m.kind == "sum" else name
+
+
+def ids_sql(plan: Plan) -> str:
+    """Integer ids of the entities with events and, for totals over all history, `base_*`: the sum
+    of every entity with a lower id, which a probe's running total includes (prefix sums over
+    entities are much cheaper than a probe per cutoff row)."""
+    totals = [(m, name) for m, name in plan.measures.items() if name in plan.totals]
+    if not totals:
+        return (
+            "ids AS MATERIALIZED (\n  SELECT __k, (row_number() OVER ())::INTEGER AS __kid "
+            "FROM (SELECT DISTINCT __k FROM daily))"
+        )
+    sums = ", ".join(f"sum({_addend(m, name)}) AS t_{name}" for m, name in totals)
+    bases = ", ".join(f"sum(t_{name}) OVER before AS base_{name}" for _, name in totals)
+    return (
+        f"ids AS MATERIALIZED (\n  SELECT __k, __kid, {bases} FROM (\n"
+        "    SELECT *, (row_number() OVER ())::INTEGER AS __kid\n"
+        f"    FROM (SELECT __k, {sums} FROM daily GROUP BY __k))\n"
+        "  WINDOW before AS (ORDER BY __kid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"
+    )
+
+
+def base_columns(plan: Plan) -> list[str]:
+    """The `base_*` columns of `ids` that `cutx` carries for `pit_sql`."""
+    return [f"i.base_{name}" for name in plan.measures.values() if name in plan.totals]
 
 
 def pit_sql(plan: Plan) -> str:
     """Per cutoff row: totals before its bucket (a_*) and within each window's whole buckets (wN_*)."""
     if not plan.measures:
         return "pit AS (SELECT __rid, __k, __c FROM cutx)"
-    cols = []
+    cols, outs = [], []
     for m, name in plan.measures.items():
         if m.kind in ("cnt", "sum", "new"):
             if name in plan.totals:
-                cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN -1 THEN -{name} END) AS a_{name}")
+                cols.append(f"sum({name}) FILTER (WHERE __role = 0) AS a_{name}")
+                outs.append(f"coalesce(q.a_{name}, 0) - coalesce(x.base_{name}, 0) AS a_{name}")
             for n in sorted(plan.starts.get(name, ())):
                 cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN {n} THEN -{name} END) AS w{n}_{name}")
+                outs.append(f"q.w{n}_{name}")
             continue
         mask = 2**64 - 1
         if m.kind == "lt":
@@ -100,7 +127,8 @@ def pit_sql(plan: Plan) -> str:
             else f"{name}.k = {'-' if m.kind == 'min' else ''}__kid"
         )
         cols.append(f"max(CASE WHEN {own} THEN {value} END) FILTER (WHERE __role = 0) AS a_{name}")
+        outs.append(f"q.a_{name}")
     return (
-        "pit AS (\n  SELECT x.__rid, x.__k, x.__c, q.* EXCLUDE (__rid)\n  FROM cutx x LEFT JOIN (\n"
+        f"pit AS (\n  SELECT x.__rid, x.__k, x.__c, {', '.join(outs)}\n  FROM cutx x LEFT JOIN (\n"
         f"    SELECT __rid, {', '.join(cols)}\n    FROM run GROUP BY __rid) q USING (__rid))"
     )
