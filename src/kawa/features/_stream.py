@@ -26,6 +26,7 @@ def stream_sql(plan: Plan) -> str:
     # The sort carries each day's plain values; ids and DECIMALs are made after it, as they stream.
     probes, days, runs = [], [], []
     kid = "(__p >> 32)"
+    lanes = _lanes(plan)
     for m, name in plan.measures.items():
         cols = [name, f"{name}_t"] if m.kind == "last" else [name]
         probes += [f"NULL AS {c}" for c in cols]
@@ -42,8 +43,12 @@ def stream_sql(plan: Plan) -> str:
         else:  # min or max of any type: the highest id sorts first for both
             key = kid if m.kind == "max" else f"-{kid}"
             value = f"CASE WHEN {name} IS NOT NULL THEN {{'k': {key}, 'v': {name}}} END"
+        if name in lanes:
+            continue  # summed with its pair below
         running = "min" if m.kind == "min" else "max" if m.kind in ("lt", "ft", "last", "max") else "sum"
         runs.append(f"{running}({value}) OVER w AS {name}")
+    for packed, (high, low) in _pairs(lanes).items():
+        runs.append(f"sum(({high}::HUGEINT << 64) + {low}) OVER w AS {packed}")
     target = "CASE r.__role WHEN 0 THEN x.__bc ELSE x.__bc - r.__role + (x.__o > 0)::INTEGER END"
     roles = ", ".join(str(r) for r in _roles(plan))
     return (
@@ -68,6 +73,29 @@ def stream_sql(plan: Plan) -> str:
 def _roles(plan: Plan) -> list[int]:
     """Probes per cutoff: 0 at the cutoff and n at each window's start."""
     return [0, *plan.windows]
+
+
+def _lanes(plan: Plan) -> dict[str, tuple[str, int]]:
+    """Counts summed two to a HUGEINT: measure -> (packed column, 0 for the high half, 1 the low).
+
+    A running count over all entities stays below 2**63 (there are fewer events than that), so
+    neither half ever carries into the other, and a difference of two probes is exact in both
+    halves, being a count. Counts read at the same windows go together, so a pivot serves both.
+    """
+    counts = [name for m, name in plan.measures.items() if m.kind in ("cnt", "new")]
+    counts.sort(key=lambda name: (sorted(plan.starts.get(name, ())), name in plan.totals))
+    out = {}
+    for i in range(0, len(counts) - 1, 2):
+        out[counts[i]], out[counts[i + 1]] = (f"k{i // 2}", 0), (f"k{i // 2}", 1)
+    return out
+
+
+def _pairs(lanes: dict[str, tuple[str, int]]) -> dict[str, tuple[str, str]]:
+    """Packed column -> (its high measure, its low measure)."""
+    out: dict[str, list[str]] = {}
+    for name, (packed, lane) in lanes.items():
+        out.setdefault(packed, ["", ""])[lane] = name
+    return {packed: (high, low) for packed, (high, low) in out.items()}
 
 
 def _addend(m: Measure, name: str) -> str:
@@ -105,13 +133,26 @@ def pit_sql(plan: Plan) -> str:
     if not plan.measures:
         return "pit AS (SELECT __rid, __k, __c FROM cutx)"
     cols, outs = [], []
+    lanes = _lanes(plan)
+    for packed, members in _pairs(lanes).items():
+        windows = sorted({n for name in members for n in plan.starts.get(name, ())})
+        cols += [_window_sum(packed, n) for n in windows]
+        if any(name in plan.totals for name in members):
+            cols.append(f"sum({packed}) FILTER (WHERE __role = 0) AS a_{packed}")
+        for lane, name in enumerate(members):
+            outs += [f"{_half(f'q.w{n}_{packed}', lane)} AS w{n}_{name}" for n in _starts(plan, name)]
+            if name in plan.totals:
+                total = _half(f"q.a_{packed}", lane)
+                outs.append(f"coalesce({total}, 0) - coalesce(x.base_{name}, 0) AS a_{name}")
     for m, name in plan.measures.items():
+        if name in lanes:
+            continue
         if m.kind in ("cnt", "sum", "new"):
             if name in plan.totals:
                 cols.append(f"sum({name}) FILTER (WHERE __role = 0) AS a_{name}")
                 outs.append(f"coalesce(q.a_{name}, 0) - coalesce(x.base_{name}, 0) AS a_{name}")
-            for n in sorted(plan.starts.get(name, ())):
-                cols.append(f"sum(CASE __role WHEN 0 THEN {name} WHEN {n} THEN -{name} END) AS w{n}_{name}")
+            for n in _starts(plan, name):
+                cols.append(_window_sum(name, n))
                 outs.append(f"q.w{n}_{name}")
             continue
         mask = 2**64 - 1
@@ -132,3 +173,17 @@ def pit_sql(plan: Plan) -> str:
         f"pit AS (\n  SELECT x.__rid, x.__k, x.__c, {', '.join(outs)}\n  FROM cutx x LEFT JOIN (\n"
         f"    SELECT __rid, {', '.join(cols)}\n    FROM run GROUP BY __rid) q USING (__rid))"
     )
+
+
+def _starts(plan: Plan, name: str) -> list[int]:
+    return sorted(plan.starts.get(name, ()))
+
+
+def _window_sum(column: str, n: int) -> str:
+    """A running total at the cutoff less the one at the window's start: the window's whole days."""
+    return f"sum(CASE __role WHEN 0 THEN {column} WHEN {n} THEN -{column} END) AS w{n}_{column}"
+
+
+def _half(packed: str, lane: int) -> str:
+    """One count out of a packed pair: lane 0 is the high half, 1 the low."""
+    return f"({packed} >> 64)::BIGINT" if lane == 0 else f"({packed} & {2**64 - 1})::BIGINT"
