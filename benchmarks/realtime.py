@@ -18,8 +18,10 @@ seconds and at the same time:
   from the acknowledgement to the first answer that names it (so it includes one poll interval of
   granularity at most, and the probe's own requests compete with the load: it is a ceiling).
 Afterwards it waits until the trigger worker has scored every triggering event and checks the counts:
-scored == sent, errors == 0. The table shows every run and the median; the JSON goes to
-benchmarks/results/.
+scored == sent, errors == 0. Each part's CPU is a share of one core over the time from the first send
+until the last request was acknowledged (`cpu_cores`); the trigger worker's events per CPU-second count
+its CPU until the last triggering event is scored. The table shows every run and the median; the JSON
+goes to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -289,6 +291,7 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         background = Requests(make_bodies(64, args.batch, seed=run), headers)
         background.tag_prefix = f"r{run}".encode()
         cpu_before = {part: cpu_seconds(pid) for part, pid in kawa.pids.items()}
+        started = time.monotonic()
         probe = Probe()
         load, _ = await asyncio.gather(
             drive(
@@ -303,10 +306,16 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
             triggers(kawa, args, run, probe),
         )
         seconds = load.seconds
+        # Over the whole time the load took to be acknowledged (acknowledgements may trail the sends
+        # by seconds), not just the sending: each part's CPU as a share of one core.
+        elapsed = time.monotonic() - started
         cpu = {
-            part: round((cpu_seconds(pid) - cpu_before[part]) / seconds, 2) for part, pid in kawa.pids.items()
+            part: round((cpu_seconds(pid) - cpu_before[part]) / elapsed, 2) for part, pid in kawa.pids.items()
         }
         counts, drain_s = wait_scored(kawa, probe.sent - probe.failed)
+        # Every event before the last triggering one is handled once that one is scored.
+        handled = load.accepted + probe.sent - probe.failed
+        worker_cpu = cpu_seconds(kawa.pids["triggers"]) - cpu_before["triggers"]
         return {
             "run": run,
             "seconds": round(seconds, 1),
@@ -325,7 +334,10 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
             "scored": int(counts.get("scored", 0)),
             "errors": int(counts.get("errors", 0)),
             "drain_s": round(drain_s, 1),
+            "load_wall_s": round(elapsed, 1),
             "cpu_cores": cpu,
+            "trigger_worker_cpu_s": round(worker_cpu, 2),
+            "trigger_worker_events_per_cpu_s": round(handled / worker_cpu) if worker_cpu else None,
         }
     finally:
         kawa.stop()
@@ -348,6 +360,7 @@ COLUMNS = (
     "scored",
     "errors",
     "unseen",
+    "trigger_worker_events_per_cpu_s",
 )
 
 
