@@ -6,14 +6,16 @@ feature computed from events strictly before that cutoff. It never loops over ro
 
 1. `daily`: events aggregated per (entity, bucket), a bucket being one day measured from `origin`
    (the time of day most cutoffs share, so that their windows start and end on bucket edges).
-2. `stream`: the daily rows and, per cutoff row, probes at its bucket, at each window's first whole
-   bucket and (for totals over all history) before every bucket, sorted once by (entity, bucket),
-   a probe before the day it names. Running totals over that single order (a streaming window, no
-   per-entity frames, no ASOF joins) give each probe the sum of everything before it.
-3. `pit`: a count or sum within a window is the difference of two probes of the same cutoff row.
-   Aggregates that do not subtract (first/last times, min, max, last) carry the entity id in their
-   value, highest id first, so a probe reads its own entity's value or nothing. Entities get
-   integer ids first, because sorting and comparing strings is slow.
+2. `stream`: the daily rows and, per cutoff row, probes at its bucket and at each window's first
+   whole bucket, sorted once by (entity, bucket), a probe before the day it names. Running totals
+   over that single order (a streaming window, no per-entity frames, no ASOF joins) give each
+   probe the sum of everything before it.
+3. `pit`: a count or sum within a window is the difference of two probes of the same cutoff row;
+   over all history, the probe less the sum of every entity with a lower id (kept with the ids).
+   Aggregates that do not subtract (last times, min, max, last) carry the entity id in their
+   value, highest id first, so a probe reads its own entity's value or nothing; a first time is
+   the entity's own, kept with its id. Entities get integer ids first, because sorting and
+   comparing strings is slow.
 4. `edge`: cutoffs that fall inside a bucket (not on its edge) add the events of the two partial
    buckets (the cutoff's own, and the one where the window starts) from the raw events.
 5. A distinct count over all history is a count of first occurrences (`first_*`, `n_*`), which
@@ -33,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kawa.features._plan import DEC, Measure, Plan
-from kawa.features._stream import base_columns, ids_sql, pit_sql, stream_sql
+from kawa.features._stream import carried_columns, ids_sql, pit_sql, stream_sql
 from kawa.features.entity import Entity
 from kawa.features.spec import Feature
 
@@ -78,14 +80,14 @@ def compile_view(
     else:
         rid = "c.__rid"
         rows = f"SELECT {_q(row_id)} AS __rid, {col} AS __k, epoch_us(cutoff) AS __c FROM cutoffs"
-    bases = base_columns(plan)
+    carried = carried_columns(plan)
     ctes = [
         f"ev AS NOT MATERIALIZED (\n  SELECT *, {_bucket('__t', origin)} AS __b FROM (\n"
         f"    SELECT *, ({entity.key}) AS __k, epoch_us(sync_date) AS __t FROM events\n"
         f"    WHERE {' AND '.join(bounds)}))",
         *_daily(plan, origin),
         ids_sql(plan),
-        f"cutx AS MATERIALIZED (\n  SELECT {', '.join([rid, 'c.__k', 'c.__c', 'i.__kid', *bases])},\n"
+        f"cutx AS MATERIALIZED (\n  SELECT {', '.join([rid, 'c.__k', 'c.__c', 'i.__kid', *carried])},\n"
         f"    {_bucket('c.__c', origin)} AS __bc,\n"
         f"    (((c.__c - {origin}) % {DAY_US}) + {DAY_US}) % {DAY_US} AS __o\n"
         f"  FROM ({rows}) c\n"

@@ -28,15 +28,18 @@ def stream_sql(plan: Plan) -> str:
     kid = "(__p >> 32)"
     lanes = _lanes(plan)
     for m, name in plan.measures.items():
+        if m.kind == "ft":
+            continue  # a first time is the entity's own, kept with its id (ids_sql)
         cols = [name, f"{name}_t"] if m.kind == "last" else [name]
         probes += [f"NULL AS {c}" for c in cols]
         days += [f"d.{c}" for c in cols]
         if m.kind in ("cnt", "new", "sum"):
             value = _addend(m, name)
-        elif m.kind in ("lt", "ft"):
-            # Times are BIGINT: id in the high 64 bits, the time (reversed for the first) below.
-            low = f"{name}::HUGEINT + {2**63}" if m.kind == "lt" else f"{2**63 - 1} - {name}::HUGEINT"
-            value = f"CASE WHEN {name} IS NOT NULL THEN ({kid}::HUGEINT << 64) + ({low}) END"
+        elif m.kind == "lt":
+            # Times are BIGINT: the id in the high 64 bits, the time below.
+            value = (
+                f"CASE WHEN {name} IS NOT NULL THEN ({kid}::HUGEINT << 64) + ({name}::HUGEINT + {2**63}) END"
+            )
         elif m.kind == "last":
             # Ties on time go to the larger value, as in each day's arg_max.
             value = f"CASE WHEN {name}_t IS NOT NULL THEN {{'k': {kid}, 't': {name}_t, 'v': {name}}} END"
@@ -45,7 +48,7 @@ def stream_sql(plan: Plan) -> str:
             value = f"CASE WHEN {name} IS NOT NULL THEN {{'k': {key}, 'v': {name}}} END"
         if name in lanes:
             continue  # summed with its pair below
-        running = "min" if m.kind == "min" else "max" if m.kind in ("lt", "ft", "last", "max") else "sum"
+        running = "min" if m.kind == "min" else "max" if m.kind in ("lt", "last", "max") else "sum"
         runs.append(f"{running}({value}) OVER w AS {name}")
     for packed, (high, low) in _pairs(lanes).items():
         runs.append(f"sum(({high}::HUGEINT << 64) + {low}) OVER w AS {packed}")
@@ -104,28 +107,42 @@ def _addend(m: Measure, name: str) -> str:
 
 
 def ids_sql(plan: Plan) -> str:
-    """Integer ids of the entities with events and, for totals over all history, `base_*`: the sum
-    of every entity with a lower id, which a probe's running total includes (prefix sums over
-    entities are much cheaper than a probe per cutoff row)."""
+    """Integer ids of the entities with events, with what is the entity's own over all history.
+
+    `base_*`, for totals over all history: the sum over every entity with a lower id, which a
+    probe's running total includes (a prefix sum over entities costs much less than a probe per
+    cutoff row). `first_*`/`fb_*`, for first times: the entity's first time and its bucket, which
+    a cutoff sees when that bucket is before its own.
+    """
     totals = [(m, name) for m, name in plan.measures.items() if name in plan.totals]
-    if not totals:
+    firsts = [name for m, name in plan.measures.items() if m.kind == "ft"]
+    if not totals and not firsts:
         return (
             "ids AS MATERIALIZED (\n  SELECT __k, (row_number() OVER ())::INTEGER AS __kid "
             "FROM (SELECT DISTINCT __k FROM daily))"
         )
-    sums = ", ".join(f"sum({_addend(m, name)}) AS t_{name}" for m, name in totals)
-    bases = ", ".join(f"sum(t_{name}) OVER before AS base_{name}" for _, name in totals)
+    aggs = [f"sum({_addend(m, name)}) AS t_{name}" for m, name in totals]
+    aggs += [f"min({n}) AS first_{n}, min(__b) FILTER (WHERE {n} IS NOT NULL) AS fb_{n}" for n in firsts]
+    keep = [f"sum(t_{name}) OVER before AS base_{name}" for _, name in totals]
+    keep += [f"first_{name}, fb_{name}" for name in firsts]
+    before = "\n  WINDOW before AS (ORDER BY __kid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     return (
-        f"ids AS MATERIALIZED (\n  SELECT __k, __kid, {bases} FROM (\n"
+        f"ids AS MATERIALIZED (\n  SELECT __k, __kid, {', '.join(keep)} FROM (\n"
         "    SELECT *, (row_number() OVER ())::INTEGER AS __kid\n"
-        f"    FROM (SELECT __k, {sums} FROM daily GROUP BY __k))\n"
-        "  WINDOW before AS (ORDER BY __kid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"
+        f"    FROM (SELECT __k, {', '.join(aggs)} FROM daily GROUP BY __k))"
+        f"{before if totals else ''})"
     )
 
 
-def base_columns(plan: Plan) -> list[str]:
-    """The `base_*` columns of `ids` that `cutx` carries for `pit_sql`."""
-    return [f"i.base_{name}" for name in plan.measures.values() if name in plan.totals]
+def carried_columns(plan: Plan) -> list[str]:
+    """The columns of `ids` that `cutx` carries for `pit_sql`."""
+    out = []
+    for m, name in plan.measures.items():
+        if name in plan.totals:
+            out.append(f"i.base_{name}")
+        if m.kind == "ft":
+            out += [f"i.first_{name}", f"i.fb_{name}"]
+    return out
 
 
 def pit_sql(plan: Plan) -> str:
@@ -155,18 +172,15 @@ def pit_sql(plan: Plan) -> str:
                 cols.append(_window_sum(name, n))
                 outs.append(f"q.w{n}_{name}")
             continue
-        mask = 2**64 - 1
+        if m.kind == "ft":
+            outs.append(f"CASE WHEN x.fb_{name} < x.__bc THEN x.first_{name} END AS a_{name}")
+            continue
         if m.kind == "lt":
-            value = f"(({name} & {mask}) - {2**63})::BIGINT"
-        elif m.kind == "ft":
-            value = f"({2**63 - 1} - ({name} & {mask}))::BIGINT"
+            value = f"(({name} & {2**64 - 1}) - {2**63})::BIGINT"
+            own = f"{name} >> 64 = __kid"
         else:
             value = f"{name}.v"
-        own = (
-            f"{name} >> 64 = __kid"
-            if m.kind in ("lt", "ft")
-            else f"{name}.k = {'-' if m.kind == 'min' else ''}__kid"
-        )
+            own = f"{name}.k = {'-' if m.kind == 'min' else ''}__kid"
         cols.append(f"max(CASE WHEN {own} THEN {value} END) FILTER (WHERE __role = 0) AS a_{name}")
         outs.append(f"q.a_{name}")
     return (
