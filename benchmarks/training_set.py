@@ -286,7 +286,10 @@ def render(report: dict[str, Any]) -> str:
     k = report["kawa"]
     n = len(k["runs"])
     full = f"kawa s, {k['events']:,} events x {k['label_rows']:,} rows"
-    rows: list[tuple[str, list[Any]]] = [(full, [r["wall_s"] for r in k["runs"]] + [k["median_s"]])]
+    rows: list[tuple[str, list[Any]]] = [
+        (full, [r["wall_s"] for r in k["runs"]] + [k["median_s"]]),
+        ("same, CPU s (all threads)", [r["cpu_s"] for r in k["runs"]] + [k["median_cpu_s"]]),
+    ]
     f = report.get("feast")
     if f:
         rows += [
