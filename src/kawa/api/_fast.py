@@ -47,8 +47,8 @@ class FastRoutes:
             await self.app(scope, receive, send)
             return
         route, params, respond = answer
-        scope["route"] = route  # the span's http.route, as the router sets it
-        scope["path_params"] = params
+        # What the router puts in the scope when it picks a route (the span's http.route comes from it).
+        scope.update(route=route, endpoint=route.endpoint, path_params=params)
         request = Request(scope, receive)
         try:
             response = await respond(request)
