@@ -259,6 +259,17 @@ def pipeline_runs(kawa: Kawa, tally: Tally, timeout: float = 600.0) -> dict[str,
         time.sleep(3.0)
 
 
+def _leftover(kawa: Kawa, first_tree: set[str], within_s: float = 60.0) -> list[str]:
+    """Processes beyond the server's own parts still there `within_s` after the load: a finished run's
+    processes exit just after it is recorded, and a lake merge started by the last flushes takes seconds."""
+    deadline = time.monotonic() + within_s
+    while True:
+        left = sorted({p.label for p in sample_tree(kawa.process.pid)} - first_tree)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(1.0)
+
+
 def trigger_counts(kawa: Kawa, tally: Tally) -> dict[str, Any]:
     counts, _ = realtime.wait_scored(kawa, tally.trigger_sent, timeout=120.0)
     return {k: counts.get(k) for k in ("matched", "scored", "errors")}
@@ -349,8 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         tally: Tally = result["tally"]
         lake = check_lake(kawa, tally)
         runs = pipeline_runs(kawa, tally)
-        time.sleep(2.0)  # a finished run's processes exit just after it is recorded
-        leftover = sorted(set(p.label for p in sample_tree(kawa.process.pid)) - set(result["first_tree"]))
+        leftover = _leftover(kawa, set(result["first_tree"]))
         counts, _ = realtime.wait_scored(kawa, scored_before + tally.trigger_sent, timeout=120.0)
         scored = int(counts.get("scored", 0)) - scored_before
     finally:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import duckdb
+import msgspec
 
 from kawa.lake.table import DataFile, LakeTable
 
@@ -80,3 +84,73 @@ def compact_partition(
     )
     table.commit([entry], remove=[f.path for f in small])
     return entry
+
+
+class _Job(msgspec.Struct):
+    """One merge for `merge_in_child`: which partition of which table, and the merge's DuckDB limits."""
+
+    lake_root: str
+    table: str
+    project: str
+    partition: dict[str, str]
+    min_files: int
+    memory_limit: str
+    spill: str
+
+
+def merge_in_child(
+    table: LakeTable,
+    partition: dict[str, str],
+    *,
+    min_files: int,
+    memory_limit: str,
+    spill: Path,
+    timeout_s: float = 3600.0,
+) -> DataFile | None:
+    """`compact_partition` in a process of its own, which ends with the merge.
+
+    A merge sorts and rewrites up to MERGE_BYTES of Parquet: hundreds of MB at its peak. In the
+    long-lived lake writer the allocators keep such peaks after the merge ends (and each larger merge
+    raises what they keep), so its memory would creep up for hours; a process that exits gives all of
+    it back. The caller holds the table's COMPACTING lock; the child commits the manifest as an
+    in-process merge would (the manifest's own lock orders it with the flushes).
+    """
+    job = _Job(
+        lake_root=str(table.path.parent.parent),
+        table=table.table,
+        project=table.project,
+        partition=partition,
+        min_files=min_files,
+        memory_limit=memory_limit,
+        spill=str(spill),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kawa.lake.compact"],
+        input=msgspec.json.encode(job),
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise RuntimeError(f"the merge process exited with {done.returncode}: " + " | ".join(tail))
+    return msgspec.json.decode(done.stdout, type=DataFile | None)
+
+
+def _main() -> None:
+    job = msgspec.json.decode(sys.stdin.buffer.read(), type=_Job)
+    db = duckdb.connect(config={"threads": 1, "memory_limit": job.memory_limit, "temp_directory": job.spill})
+    try:
+        merged = compact_partition(
+            LakeTable(Path(job.lake_root), job.table, job.project),
+            job.partition,
+            min_files=job.min_files,
+            db=db,
+        )
+    finally:
+        db.close()
+    sys.stdout.buffer.write(msgspec.json.encode(merged))
+
+
+if __name__ == "__main__":
+    _main()

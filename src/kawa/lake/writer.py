@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -37,7 +38,7 @@ from kawa.events.schema import EVENTS_SCHEMA, KIND_EVENTS, REJECTED_SCHEMA, LogB
 from kawa.lake._feed import GROUP, GroupFeed
 from kawa.lake._records import days, events_arrow, in_order_if_unique, lines, write_parquet
 from kawa.lake._sharing import COMPACTING, PUBLISHING, SeenFiles, table_lock
-from kawa.lake.compact import compact_partition
+from kawa.lake.compact import compact_partition, merge_in_child
 from kawa.lake.table import DataFile, LakeTable
 from kawa.stores.eventlog import EventLog
 
@@ -49,6 +50,7 @@ EVENTS = "events"
 REJECTED = "rejected_events"
 _DUCKDB_MEMORY = "384MB"
 _decoder = msgspec.msgpack.Decoder(LogBatch)
+_Merge = Callable[[LakeTable, dict[str, str]], DataFile | None]
 
 _FIELDS = (
     '{"event_id":"VARCHAR","event_name":"VARCHAR",'
@@ -105,9 +107,9 @@ class LakeWriter:
         # Hand freed memory back soon (the default keeps up to 128MB-512MB cached in the allocator).
         self.db.execute("SET allocator_flush_threshold = '16MB'")
         self.db.execute("SET allocator_bulk_deallocation_flush_threshold = '16MB'")
-        spill = self.lake_root.parent / "tmp" / "lake-spill"
-        spill.mkdir(parents=True, exist_ok=True)  # DuckDB makes the last folder only
-        self.db.execute("SET temp_directory = ?", [str(spill)])
+        self._spill = self.lake_root.parent / "tmp" / "lake-spill"
+        self._spill.mkdir(parents=True, exist_ok=True)  # DuckDB makes the last folder only
+        self.db.execute("SET temp_directory = ?", [str(self._spill)])
         self._maintainer: threading.Thread | None = None
         self._due: set[tuple[str, str]] = set()
         self.db.execute("CREATE TABLE recent (project VARCHAR, event_id VARCHAR, seq BIGINT)")
@@ -213,7 +215,7 @@ class LakeWriter:
             if background:
                 self._maintain_later(touched)
             else:
-                self._maintain(touched, self.db)
+                self._maintain(touched, self._merge_here)
 
     def _write_events(self, batches: list[LogBatch], first: int, touched: set[tuple[str, str]]) -> int:
         table = events_arrow(batches)
@@ -355,17 +357,27 @@ class LakeWriter:
         lake.commit(added, partition_by=["_date"])
         return added
 
-    def _maintain(self, touched: set[tuple[str, str]], db: duckdb.DuckDBPyConnection) -> None:
+    def _maintain(self, touched: set[tuple[str, str]], merge: _Merge) -> None:
         for project, day in touched:
             table = LakeTable(self.lake_root, EVENTS, project)
             with table_lock(table, COMPACTING):
-                merged = compact_partition(
-                    table, {"_date": day}, min_files=self.config.compact_min_files, db=db
-                )
+                merged = merge(table, {"_date": day})
             if merged is not None:
                 self._seen.add(project, [merged.path])  # its ids are in the window already
         for table in self._tables(EVENTS) + self._tables(REJECTED):
             table.collect_garbage(self.config.gc_grace_s)
+
+    def _merge_here(self, table: LakeTable, partition: dict[str, str]) -> DataFile | None:
+        return compact_partition(table, partition, min_files=self.config.compact_min_files, db=self.db)
+
+    def _merge_in_child(self, table: LakeTable, partition: dict[str, str]) -> DataFile | None:
+        return merge_in_child(
+            table,
+            partition,
+            min_files=self.config.compact_min_files,
+            memory_limit=_DUCKDB_MEMORY,
+            spill=self._spill,
+        )
 
     def _maintain_later(self, touched: set[tuple[str, str]]) -> None:
         """Start maintenance of what flushes touched, unless a round is still running (it is then due)."""
@@ -377,18 +389,17 @@ class LakeWriter:
         self._maintainer.start()
 
     def _maintain_in_thread(self, due: set[tuple[str, str]]) -> None:
-        # Merges yield the CPU to flushes (Linux nice applies per thread): freshness comes first.
+        # Merges yield the CPU to flushes (Linux nice applies per thread, and the merge process started
+        # from this thread inherits it): freshness comes first.
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        # Manifest commits take the table's file lock, so this and the flushes never lose a file.
-        db = self.db.cursor()  # a DuckDB connection may not be shared between threads; a cursor may
+        # Manifest commits take the table's file lock, so the merge process and the flushes never lose
+        # a file. Merging in a process of its own keeps this long-lived writer's memory flat.
         try:
-            self._maintain(due, db)
+            self._maintain(due, self._merge_in_child)
         except Exception:
             log.exception("lake compaction failed; it is retried after the next flush")
             self._due |= due
-        finally:
-            db.close()
 
     # -- running ---------------------------------------------------------------------------------
 
