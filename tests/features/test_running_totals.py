@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from kawa.features import training_set
+from kawa.features import USER, FeatureView, agg, training_set
 
 from ._events import ev, new_warehouse
 from .test_training import SPECS, VIEW, WINDOWED, expected
@@ -72,3 +72,39 @@ def test_crowded_entities_across_the_epoch_match_the_plain_computation(tmp_path:
         windowed = {name: row[f"w_{name}"] for name in SPECS if f"w_{name}" in row}
         assert windowed == {name: want[name] for name in windowed}, f"label row {label}"
     assert 0 < empty < len(rows)  # both kinds of rows were checked
+
+
+def test_views_of_one_kind_of_aggregate(tmp_path: Path) -> None:
+    """A view whose features need no running totals, or only counts, or one count (no pair)."""
+    rng = random.Random(9)
+    events = crowded_events(rng, users=8, n=120)
+    warehouse = new_warehouse(tmp_path, events)
+    labels = cutoffs(rng, events, 60, aligned=False)
+    views = [
+        FeatureView("first", USER, {"age": agg.days_since_first()}),
+        FeatureView("one_count", USER, {"n_7d": agg.count(window="7d")}),
+        FeatureView(
+            "counts", USER, {"n": agg.count(), "n_1d": agg.count(window="1d"), "v": agg.count(expr="revenue")}
+        ),
+    ]
+    rows = training_set(warehouse, labels, views).to_pylist()
+    for row, label in zip(rows, labels.to_pylist(), strict=True):
+        user, cutoff = label["user_id"], label["cutoff"]
+        mine = [
+            e for e in events if user is not None and e["keys"]["user_id"] == user and e["sync_date"] < cutoff
+        ]
+        recent = [e for e in mine if e["sync_date"] >= cutoff - timedelta(days=7)]
+        day = [e for e in mine if e["sync_date"] >= cutoff - timedelta(days=1)]
+        age = (
+            ((cutoff - min(e["sync_date"] for e in mine)) // timedelta(microseconds=1)) / DAY_US
+            if mine
+            else None
+        )
+        want = {
+            "age": age,
+            "n_7d": len(recent),
+            "n": len(mine),
+            "n_1d": len(day),
+            "v": sum(e["revenue"] is not None for e in mine),
+        }
+        assert {name: row[name] for name in want} == want, f"label row {label}"

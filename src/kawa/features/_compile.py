@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kawa.features._plan import DEC, Measure, Plan
-from kawa.features._stream import carried_columns, ids_sql, pit_sql, stream_sql
+from kawa.features._stream import carried_columns, ids_sql, pit_sql, stream_sql, streams
 from kawa.features.entity import Entity
 from kawa.features.spec import Feature
 
@@ -92,7 +92,7 @@ def compile_view(
         f"    (((c.__c - {origin}) % {DAY_US}) + {DAY_US}) % {DAY_US} AS __o\n"
         f"  FROM ({rows}) c\n"
         "  LEFT JOIN ids i USING (__k))",
-        *([stream_sql(plan)] if plan.measures else []),
+        *([stream_sql(plan)] if streams(plan) else []),
         pit_sql(plan),
         _edge(plan, edges),
         *(_range(plan, name, expr, where) for (expr, where), name in plan.values.items()),

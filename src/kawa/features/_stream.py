@@ -147,8 +147,6 @@ def carried_columns(plan: Plan) -> list[str]:
 
 def pit_sql(plan: Plan) -> str:
     """Per cutoff row: totals before its bucket (a_*) and within each window's whole buckets (wN_*)."""
-    if not plan.measures:
-        return "pit AS (SELECT __rid, __k, __c FROM cutx)"
     cols, outs = [], []
     lanes = _lanes(plan)
     for packed, members in _pairs(lanes).items():
@@ -183,10 +181,18 @@ def pit_sql(plan: Plan) -> str:
             own = f"{name}.k = {'-' if m.kind == 'min' else ''}__kid"
         cols.append(f"max(CASE WHEN {own} THEN {value} END) FILTER (WHERE __role = 0) AS a_{name}")
         outs.append(f"q.a_{name}")
+    select = ", ".join(["x.__rid", "x.__k", "x.__c", *outs])
+    if not cols:  # nothing streamed
+        return f"pit AS (SELECT {select} FROM cutx x)"
     return (
-        f"pit AS (\n  SELECT x.__rid, x.__k, x.__c, {', '.join(outs)}\n  FROM cutx x LEFT JOIN (\n"
+        f"pit AS (\n  SELECT {select}\n  FROM cutx x LEFT JOIN (\n"
         f"    SELECT __rid, {', '.join(cols)}\n    FROM run GROUP BY __rid) q USING (__rid))"
     )
+
+
+def streams(plan: Plan) -> bool:
+    """Whether any measure needs the running totals (a first time does not)."""
+    return any(m.kind != "ft" for m in plan.measures)
 
 
 def _starts(plan: Plan, name: str) -> list[int]:
