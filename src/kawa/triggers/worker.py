@@ -36,6 +36,7 @@ from kawa.triggers._results import Puts, add_results, fold_latencies, now_rfc333
 from kawa.triggers._scoring import Hit, Scorer
 from kawa.triggers._states import StreamStates
 from kawa.triggers._tail import LogWaiter
+from kawa.triggers._threads import single_threaded
 from kawa.triggers.delivery import Deliverer, EmitSender, WebhookSender
 from kawa.triggers.spec import Trigger
 from kawa.triggers.state import Position, TriggerStats
@@ -211,16 +212,17 @@ class TriggerWorker:
             "wake it at once" if waiter.notified else "are polled",
         )
         try:
-            while not stop.is_set():
-                if any(d.full for d in self.deliverers.values()):
-                    stop.wait(0.05)  # a receiver is behind: leave the log where it is and catch up later
-                    continue
-                waiter.clear()
-                started = time.monotonic()
-                if not self.step():
-                    waiter.wait(0.1)
-                elif (rest := MIN_BATCH_S - (time.monotonic() - started)) > 0:
-                    time.sleep(rest)
+            with single_threaded():  # after `warm_up`: the models' OpenMP runtimes are loaded to be limited
+                while not stop.is_set():
+                    if any(d.full for d in self.deliverers.values()):
+                        stop.wait(0.05)  # a receiver is behind: leave the log where it is, catch up later
+                        continue
+                    waiter.clear()
+                    started = time.monotonic()
+                    if not self.step():
+                        waiter.wait(0.1)
+                    elif (rest := MIN_BATCH_S - (time.monotonic() - started)) > 0:
+                        time.sleep(rest)
         finally:
             waiter.close()
             self.flush()
