@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kawa.api import create_app
 from kawa.api._fast import FastRoutes
 from kawa.auth import generate_keys
-from kawa.config import Config, IngestConfig, ServerConfig
+from kawa.config import Config, IngestConfig, ProjectKeys, ServerConfig
 from kawa.models import Registry
 from kawa.observe.logs import request_id
 from kawa.runtime import Runtime
@@ -189,6 +190,39 @@ def without_fast_routes(app: FastAPI) -> ASGIApp:
     return reference
 
 
+class PassedOn:
+    """Rebuilds `app`'s middleware stack with a probe behind FastRoutes: `names` gets `current`
+    whenever the fast layer hands a request on to FastAPI."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.names: set[str] = set()
+        self.current = ""
+        app.middleware_stack = app.build_middleware_stack()
+        layer: Any = app.middleware_stack
+        while not isinstance(layer, FastRoutes):
+            layer = layer.app
+        inner = layer.app
+
+        async def note(scope: Scope, receive: Receive, send: Send) -> None:
+            self.names.add(self.current)
+            await inner(scope, receive, send)
+
+        layer.app = note
+
+
+@contextmanager
+def access_lines() -> Iterator[list[tuple[str, str | None]]]:
+    """The `kawa.access` lines written meanwhile (see Lines)."""
+    handler = Lines()
+    access = logging.getLogger("kawa.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        access.removeHandler(handler)
+
+
 class Lines(logging.Handler):
     """The access log's lines (without their timing) with the request id they were written under."""
 
@@ -205,6 +239,17 @@ def predict_count(version: int) -> float:
     return REGISTRY.get_sample_value("kawa_predict_seconds_count", labels) or 0.0
 
 
+def app_config(folder: Path, projects: dict[str, ProjectKeys], **ingest: Any) -> Config:
+    """The config of the apps these tests compare: access log on, a short stall limit."""
+    return Config(
+        project=next(iter(projects)),
+        state_dir=str(folder / ".kawa"),
+        projects=projects,
+        server=ServerConfig(access_log=True),
+        ingest=IngestConfig(**ingest, body_idle_timeout_s=STALL_S),
+    )
+
+
 @dataclass
 class Answers:
     fast: dict[str, Answer]
@@ -216,13 +261,7 @@ class Answers:
 @pytest.fixture(scope="module")
 def answers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Answers]:
     folder: Path = tmp_path_factory.mktemp("fast")
-    config = Config(
-        project=PROJECT,
-        state_dir=str(folder / ".kawa"),
-        projects={PROJECT: KEYS, OTHER: OTHER_KEYS},
-        server=ServerConfig(access_log=True),
-        ingest=IngestConfig(max_body_bytes=LIMIT, body_idle_timeout_s=STALL_S),
-    )
+    config = app_config(folder, {PROJECT: KEYS, OTHER: OTHER_KEYS}, max_body_bytes=LIMIT)
     runtime = Runtime(config, log_writer=True)
     registry = Registry.from_runtime(runtime)
     registry.promote(PROJECT, "buyer", registry.register(PROJECT, "buyer", buyer_bundle(strict=True)))
@@ -234,53 +273,41 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Answers]:
     )
     app = create_app(runtime)
     reference = without_fast_routes(app)
-    handler = Lines()
-    access = logging.getLogger("kawa.access")
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
 
-    async def run() -> Answers:
-        passed_on: set[str] = set()
+    async def run(lines: list[tuple[str, str | None]]) -> Answers:
         fast: dict[str, Answer] = {}
         slow: dict[str, Answer] = {}
         async with app.router.lifespan_context(app):
-            app.middleware_stack = app.build_middleware_stack()
-            layer: Any = app.middleware_stack
-            while not isinstance(layer, FastRoutes):
-                layer = layer.app
-            inner = layer.app
-            current = ""
-
-            async def note(scope: Scope, receive: Receive, send: Send) -> None:
-                passed_on.add(current)
-                await inner(scope, receive, send)
-
-            layer.app = note
+            passed_on = PassedOn(app)
             before = predict_count(1)
-            for current, case in CASES.items():
-                fast[current] = await call(app, case, f"fast-{len(fast)}", handler.lines)
+            for passed_on.current, case in CASES.items():
+                fast[passed_on.current] = await call(app, case, f"fast-{len(fast)}", lines)
             middle = predict_count(1)
             for name, case in CASES.items():
-                slow[name] = await call(reference, case, f"fast-{len(slow)}", handler.lines)
-        return Answers(fast, slow, passed_on, (middle - before, predict_count(1) - middle))
+                slow[name] = await call(reference, case, f"fast-{len(slow)}", lines)
+        return Answers(fast, slow, passed_on.names, (middle - before, predict_count(1) - middle))
 
     try:
-        yield asyncio.run(run())
+        with access_lines() as lines:
+            yield asyncio.run(run(lines))
     finally:
-        access.removeHandler(handler)
         registry.close()
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_the_fast_layer_answers_as_fastapi_does(answers: Answers, name: str) -> None:
-    fast, reference = answers.fast[name], answers.reference[name]
-    assert fast.status == CASES[name].status, fast.body
+def assert_same(fast: Answer, reference: Answer, case: Case, passed_on: bool) -> None:
+    """`fast` is `reference` to the byte, with one access line; `passed_on` when the case says so."""
+    assert fast.status == case.status, fast.body
     assert (fast.status, fast.headers, fast.body) == (reference.status, reference.headers, reference.body)
     # One access line, under the request's own id, as through FastAPI.
     assert fast.log == reference.log and len(fast.log) == 1 and fast.log[0][1] is not None
     assert (b"x-request-id", fast.log[0][1].encode()) in fast.headers
     assert fast.route == reference.route
-    assert (name in answers.passed_on) is not CASES[name].fast
+    assert passed_on is not case.fast
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_fast_layer_answers_as_fastapi_does(answers: Answers, name: str) -> None:
+    assert_same(answers.fast[name], answers.reference[name], CASES[name], name in answers.passed_on)
 
 
 def test_errors_say_what_is_wrong(answers: Answers) -> None:

@@ -1,13 +1,14 @@
-"""The two hot prediction routes, answered ahead of FastAPI's router with the routes' own functions.
+"""The hot routes, answered ahead of FastAPI's router with the routes' own functions.
 
-Most of a prediction request's server time went to FastAPI, not to kawa: matching the path against
-every route of every router, then solving the route's dependencies (BENCHMARKS.md, online
-prediction). `FastRoutes` is the innermost of the app's middlewares, so the request id, access log,
-spans and body limits wrap it as they wrap the router. It answers exactly
-`GET /v1/predictions/{model}/{entity_id}` and `POST /v1/models/{name}/predict` (with at most one plain
-`version` and one plain `alias` query) by calling the same functions as those routes, and turns their
-errors into answers with the app's own exception handlers. Anything else, and anything unusual about
-these two (another method, a query it does not read, a root path), goes to FastAPI unchanged.
+Much of a prediction or ingest request's server time went to FastAPI, not to kawa: matching the path
+against every route of every router, then solving the route's dependencies (BENCHMARKS.md, online
+prediction and ingest). `FastRoutes` is the innermost of the app's middlewares, so the request id,
+access log, spans, body limits and the browser CORS and origin gate wrap it as they wrap the router.
+It answers exactly `GET /v1/predictions/{model}/{entity_id}`, `POST /v1/models/{name}/predict` (with
+at most one plain `version` and one plain `alias` query) and `POST /v1/events` (whose route reads no
+query) by calling the same functions as those routes, and turns their errors into answers with the
+app's own exception handlers. Anything else, and anything unusual about these (another method, a
+query it does not read, a root path), goes to FastAPI unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kawa.api import models, predictions
+from kawa.api import ingest, models, predictions
 
 # The routes' own patterns: Starlette matches `{name}` as `[^/]+` against the percent-decoded path.
 _PREDICTION = re.compile(r"/v1/predictions/([^/]+)/([^/]+)")
@@ -36,7 +37,7 @@ Answer = Callable[[Request], Awaitable[Response]]
 
 
 class FastRoutes:
-    """ASGI middleware: answers the two prediction routes itself; every other request passes through."""
+    """ASGI middleware: answers the hot routes itself; every other request passes through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,13 +70,16 @@ def _route(router: APIRouter, endpoint: Callable[..., Any]) -> APIRoute:
 
 _PREDICTION_ROUTE = _route(predictions.router, predictions.get_prediction)
 _PREDICT_ROUTE = _route(models.router, models.predict_route)
+_EVENTS_ROUTE = _route(ingest.router, ingest.post_events)
 
 
 def match(scope: Scope) -> tuple[APIRoute, dict[str, Any], Answer] | None:
-    """(the route, its path parameters, the answer) when `scope` is one of the two routes."""
+    """(the route, its path parameters, the answer) when `scope` is one of the hot routes."""
     if scope.get("root_path"):
         return None
     method, path = scope["method"], scope["path"]
+    if method == "POST" and path == "/v1/events":
+        return _EVENTS_ROUTE, {}, ingest.events_response
     if method == "GET" and not scope["query_string"]:
         found = _PREDICTION.fullmatch(path)
         if found is None:
