@@ -62,8 +62,13 @@ class Supervisor:
         with self._print_lock:
             print(text, file=self.out, flush=True)
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, part: str) -> dict[str, str]:
         env = dict(os.environ)
+        if part == "lake":
+            # pyarrow's default pool, mimalloc, kept more and more of what each flush's Parquet write
+            # had freed in this long-lived process; jemalloc levels off (`make soak`, BENCHMARKS.md).
+            # Only the variable reaches the pool Arrow's C++ code (the Parquet writer) allocates from.
+            env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
         if self.config_file is not None:
             env["KAWA_CONFIG"] = str(self.config_file)
         env["KAWA__SERVER__HOST"] = self.config.server.host
@@ -82,7 +87,7 @@ class Supervisor:
             [sys.executable, "-m", "kawa.serve.worker", child.part],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=self._env(),
+            env=self._env(child.part),
             cwd=self.config.root,
         )
         child.started = time.monotonic()

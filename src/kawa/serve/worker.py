@@ -93,27 +93,10 @@ def _shared_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _arrow_pool_for_the_lake() -> None:
-    """Give the lake writer pyarrow's jemalloc pool (or the system's) instead of its default, mimalloc.
-
-    Over hours of flushes (a Parquet write each second) the default pool's retained memory kept
-    creeping up in this process, where jemalloc's levels off (`make soak`, BENCHMARKS.md).
-    """
-    import pyarrow as pa
-
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return  # chosen by whoever runs the server
-    try:
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except NotImplementedError:  # a pyarrow built without jemalloc
-        pa.set_memory_pool(pa.system_memory_pool())
-
-
 def run_lake() -> None:
     from kawa.lake.writer import LakeWriter
     from kawa.stores.eventlog import open_event_log
 
-    _arrow_pool_for_the_lake()
     config = load_config()
     runtime = Runtime(config)
     log = open_event_log(config.stores.event_log, runtime.state_path, writer=False)
