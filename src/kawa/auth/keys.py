@@ -34,6 +34,8 @@ KEY_LENGTH = len("kw_w__") + KEY_ID_LENGTH + 32
 # Verified keys kept in memory; past this many the cache starts over (guards against floods of
 # made-up key ids, which are cached as unknown).
 CACHE_MAX_ENTRIES = 100_000
+# How stale the cache may be after another process's change on SQLite (a key revoked or added).
+RECHECK_S = 0.05
 
 _KEY = re.compile(r"kw_([wra])_([A-Za-z0-9]{10})_([A-Za-z0-9_-]{32})")
 _PROJECT = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -144,13 +146,16 @@ class KeyRing:
     """The API keys of every project, kept in the metadata store; thread-safe.
 
     `verify` runs on every HTTP request, so verified keys are cached in memory. The cache is
-    dropped whenever the database changed (see `ChangeWatcher`): a key revoked by any process fails
-    at the next request (on PostgreSQL once the revoking commit's notification has arrived).
+    dropped whenever the database changed (see `ChangeWatcher`): a key revoked by a ring of this
+    process fails at the next request; one revoked by another process within `RECHECK_S` on SQLite
+    (which is asked at most that often), on PostgreSQL once the revoking commit's notification has
+    arrived. New keys take effect the same way.
     """
 
     def __init__(self, metadata: MetadataStore, *, ttl_s: float = 1.0) -> None:
         self.metadata = metadata
         self._watcher = metadata.watcher(ttl_s=ttl_s)
+        self._watcher.recheck_s = RECHECK_S
         self._lock = threading.Lock()
         self._cache: dict[str, _Entry | None] = {}
         # Bumped on every invalidation, so a lookup that raced with one does not refill the cache.
@@ -284,6 +289,7 @@ class KeyRing:
         return _Entry(bytes.fromhex(row.secret_hash), KeyInfo(row.project, Role(row.role), key_id))
 
     def _invalidate(self) -> None:
+        self._watcher.committed()  # other rings of this process see the change at their next call
         with self._lock:
             self._cache.clear()
             self._generation += 1

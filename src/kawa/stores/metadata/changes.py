@@ -34,6 +34,9 @@ class ChangeWatcher:
 
     On SQLite it asks `PRAGMA data_version` on a connection of its own, which changes whenever any
     other connection, in this process or another, commits: so a change is seen at the next call.
+    With `recheck_s` above 0 it asks at most once per `recheck_s` seconds (a query costs several
+    microseconds, on every request of a busy API): a commit another process makes is then seen
+    within `recheck_s`, and one this process reports with `committed()` at the next call.
     On PostgreSQL every kawa write transaction sends NOTIFY on `CHANNEL`; the watcher LISTENs on a
     connection of its own and reads what has arrived without waiting. A commit by this process is
     seen at the next call; one by another process as soon as its notification arrives (well under a
@@ -43,8 +46,11 @@ class ChangeWatcher:
     meanwhile, and counts the reconnection as a change too.
     """
 
-    def __init__(self, engine: Engine, ttl_s: float = 1.0, *, database: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, ttl_s: float = 1.0, *, database: str | None = None, recheck_s: float = 0.0
+    ) -> None:
         self.ttl_s = ttl_s
+        self.recheck_s = recheck_s
         self._engine = engine
         self._database = database or engine.url.render_as_string(hide_password=True)
         self._lock = threading.Lock()
@@ -75,6 +81,12 @@ class ChangeWatcher:
         """True on the first call and whenever the database may have changed since the last call."""
         with self._lock:
             if self._driver is not None:
+                if self.recheck_s > 0:
+                    now, local = time.monotonic(), _local_commits(self._database)
+                    recent = self._checked_at is not None and now - self._checked_at < self.recheck_s
+                    if recent and local == self._local_seen:
+                        return False
+                    self._checked_at, self._local_seen = now, local
                 version = self._cursor.execute("PRAGMA data_version").fetchone()[0]
                 seen, self._version = self._version, version
                 return seen != version
@@ -93,6 +105,13 @@ class ChangeWatcher:
             if changed:
                 self._checked_at = now
             return changed
+
+    def committed(self) -> None:
+        """Report a write transaction this process committed, so every watcher here sees it next call.
+
+        Needed on SQLite with `recheck_s` (PostgreSQL's commits are counted by the store itself).
+        """
+        note_commit(self._database)
 
     def close(self) -> None:
         """Close the dedicated connection."""
