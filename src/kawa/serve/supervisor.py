@@ -18,6 +18,7 @@ from kawa.config import Config
 from kawa.observe.logs import as_json_line
 from kawa.observe.metrics import MULTIPROC_ENV, multiprocess_dir, reset_multiprocess_dir
 from kawa.observe.process import problem as observe_problem
+from kawa.serve._signals import set_on_stop_signals
 from kawa.serve.worker import heartbeat_path, part_alive, server_url_path
 
 PARTS = ("api", "lake", "triggers", "bandits", "scheduler")
@@ -134,8 +135,7 @@ class Supervisor:
         return None
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        set_on_stop_signals(self.stopping)
         problem = self.check()
         if problem:
             self.say("kawa", problem)

@@ -6,7 +6,6 @@ import gc
 import logging
 import os
 import re
-import signal
 import socket
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from kawa.config import load_config
 from kawa.runtime import Runtime
+from kawa.serve._signals import set_on_stop_signals
 
 
 def heartbeat_path(state_path: Path, part: str) -> Path:
@@ -231,10 +231,7 @@ def run_scheduler() -> None:
 
 def _stop_on_signals() -> threading.Event:
     """An event that SIGTERM and SIGINT set: the part finishes its work and exits cleanly."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    return stop
+    return set_on_stop_signals(threading.Event())
 
 
 def _start_heartbeat(
