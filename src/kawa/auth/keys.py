@@ -154,8 +154,7 @@ class KeyRing:
 
     def __init__(self, metadata: MetadataStore, *, ttl_s: float = 1.0) -> None:
         self.metadata = metadata
-        self._watcher = metadata.watcher(ttl_s=ttl_s)
-        self._watcher.recheck_s = RECHECK_S
+        self._watcher = metadata.watcher(ttl_s=ttl_s, recheck_s=RECHECK_S)
         self._lock = threading.Lock()
         self._cache: dict[str, _Entry | None] = {}
         # Bumped on every invalidation, so a lookup that raced with one does not refill the cache.

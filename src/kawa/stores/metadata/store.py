@@ -106,9 +106,9 @@ class MetadataStore:
         with self.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
-    def watcher(self, ttl_s: float = 1.0) -> ChangeWatcher:
+    def watcher(self, ttl_s: float = 1.0, *, recheck_s: float = 0.0) -> ChangeWatcher:
         """A change detector for caches of this database's rows; close it when done."""
-        return ChangeWatcher(self.engine, ttl_s=ttl_s, database=self._identity)
+        return ChangeWatcher(self.engine, ttl_s=ttl_s, database=self._identity, recheck_s=recheck_s)
 
     def close(self) -> None:
         """Close every pooled connection."""
