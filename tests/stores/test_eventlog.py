@@ -228,3 +228,24 @@ def test_a_reader_following_the_writer_sees_every_new_segment(tmp_path: Path) ->
             seen += [r.payload[:4].decode() for r in result.records]
             offset = result.next_offset
         assert seen == [f"{i:04d}" for i in range(200)]
+
+
+def test_a_readers_end_offset_follows_appends_segments_and_a_cut_torn_tail(tmp_path: Path) -> None:
+    # The reader checks only the bytes appended since it last asked: it must still count every
+    # whole record, move to each new segment, and never count a torn record.
+    path = tmp_path / "log"
+    reader = FileEventLog(path, writer=False)
+    assert reader.end_offset() == 0
+    with FileEventLog(path, segment_bytes=200) as writer:
+        for i in range(30):
+            writer.append([f"{i:03d}".encode() * (i % 7 + 1)] * (i % 3 + 1))
+            assert reader.end_offset() == writer.end_offset()
+        end = writer.end_offset()
+    last = sorted(path.glob("*.log"))[-1]
+    with open(last, "ab") as f:
+        f.write(b"\x40\x00\x00\x00half a rec")  # a record whose payload never made it
+    assert reader.end_offset() == end
+    with FileEventLog(path, segment_bytes=200) as writer:  # cuts the torn tail, appends in its place
+        writer.append([b"after the cut"])
+        assert reader.end_offset() == writer.end_offset() > end
+    assert reader.read(end).records[-1].payload == b"after the cut"

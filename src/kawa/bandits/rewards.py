@@ -141,15 +141,18 @@ class RewardWorker:
 
     def step(self) -> bool:
         """Attribute what the log holds past the offset (one read); False if there was nothing new."""
+        if not self._decided:
+            # Asked after the log's end: a decision recorded later was recorded after the events
+            # before that end, so while there is none, none of them can reward anything; the worker
+            # moves past them without reading them (or loading the project's code).
+            end = self.log.end_offset()
+            self._decided = self.store.has_decisions(self.project)
+            if not self._decided:
+                moved, self.offset = end != self.offset, end
+                return moved
         result = self.log.read(self.offset, max_bytes=READ_BYTES)
         if not result.records:
             return False
-        # Asked after the read: a decision recorded later was recorded after these events, so while
-        # there is none, nothing read can reward anything (and the project's code is not even loaded).
-        self._decided = self._decided or self.store.has_decisions(self.project)
-        if not self._decided:
-            self.offset = result.next_offset
-            return True
         bandits = self.bandits()
         if not bandits and getattr(self.bandits, "error", None):
             # The declarations fail to load and none loaded before: passing over these events would

@@ -79,6 +79,7 @@ class FileEventLog(EventLog):
         self._names: dict[int, str] = {}
         self._read_lock = threading.Lock()
         self._kept: tuple[int, int] | None = None  # (base, descriptor) of the segment read last
+        self._tail = (-1, 0)  # (base, bytes of whole records) of the last segment, as end_offset saw it
         if writer:
             self._open_writer()
 
@@ -229,10 +230,31 @@ class FileEventLog(EventLog):
         if self._writer:
             with self._cond:
                 return self._base + self._size
-        segments = self._segments()
-        if not segments:
-            return 0
-        return segments[-1] + _valid_length(self._segment_path(segments[-1]))
+        with self._read_lock:
+            segments = self._segments()
+            if not segments:
+                return 0
+            base = segments[-1]
+            # Check only what was appended since the last call: the records before `checked` were
+            # whole then and stay so (only a torn tail past them is ever cut), so a reader asking
+            # often costs a read of the new bytes, not of the whole segment.
+            known_base, checked = self._tail
+            if known_base != base:
+                checked = 0
+            try:
+                fd = os.open(self._segment_name(base), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return base  # trimmed while we listed: nothing of it to count
+            try:
+                size = os.fstat(fd).st_size
+                if size < checked:  # cut by a writer that reopened the log: check it again
+                    checked = 0
+                if size > checked:
+                    checked += _valid_prefix(os.pread(fd, size - checked, checked))
+            finally:
+                os.close(fd)
+            self._tail = (base, checked)
+            return base + checked
 
     # -- checkpoints -----------------------------------------------------------------------------
 
@@ -377,7 +399,11 @@ def _read_records(
 
 def _valid_length(path: Path) -> int:
     """Bytes of `path` up to the last whole record with a good checksum."""
-    data = path.read_bytes()
+    return _valid_prefix(path.read_bytes())
+
+
+def _valid_prefix(data: bytes) -> int:
+    """Bytes of `data` (which starts at a record) up to the last whole record with a good checksum."""
     pos = 0
     while pos + HEADER.size <= len(data):
         length, crc, magic = HEADER.unpack_from(data, pos)
