@@ -30,8 +30,8 @@ from typing import Any
 from benchmarks._events import make_bodies
 from benchmarks._load import LoadResult, Requests, drive, probe_freshness, wait_until
 from benchmarks._peers_kawa import machine
+from benchmarks._probe import SqlProbe
 from benchmarks._server import Sampler, cpu_seconds, fsync_rate, start_kawa, start_sink
-from kawa.warehouse import Warehouse
 
 RESULTS = Path(__file__).parent / "results"
 HOST = "127.0.0.1"
@@ -119,19 +119,24 @@ async def _against_kawa(
     args: argparse.Namespace, run: int, kawa: Any, bodies: list[bytes], singles: list[bytes]
 ) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {kawa.write_key}"}
-    # One DuckDB thread, so the probe's CPU is all on the calling thread and can be told apart.
-    warehouse = Warehouse(kawa.state / "lake", "bench", threads=1)
-    probe_cpu = [0.0]
+    # The SQL polls run in a process of their own (benchmarks._probe), so they never delay the sends.
+    with SqlProbe(kawa.state / "lake", "bench") as sql_probe:
+        return await _measure(args, run, kawa, bodies, singles, auth, sql_probe)
 
-    def ids(sql: str) -> list[str]:
-        started = time.thread_time()
-        try:
-            return [str(v) for v in warehouse.query(sql).column(0).to_pylist()]
-        finally:
-            probe_cpu[0] += time.thread_time() - started
+
+async def _measure(
+    args: argparse.Namespace,
+    run: int,
+    kawa: Any,
+    bodies: list[bytes],
+    singles: list[bytes],
+    auth: dict[str, str],
+    sql_probe: SqlProbe,
+) -> dict[str, Any]:
+    ids = sql_probe.query
 
     def count() -> int:
-        return int(warehouse.query("SELECT count(*) FROM events").column(0)[0].as_py())
+        return int(sql_probe.query("SELECT count(*) FROM events")[0])
 
     batch_reqs = Requests(bodies, auth | {"Content-Type": "application/x-ndjson"})
     batch_reqs.tag_prefix = b"w"
@@ -141,6 +146,7 @@ async def _against_kawa(
     pids = [kawa.pids["api"], kawa.pids["lake"]]
     cpu_before = {part: cpu_seconds(pid) for part, pid in kawa.pids.items()}
     own_before = time.process_time()
+    probe_before = sql_probe.cpu_s()
     stop = asyncio.Event()
     probe = asyncio.create_task(
         probe_freshness(HOST, kawa.port, auth | {"Content-Type": "application/json"}, ids, stop, run=run)
@@ -156,8 +162,8 @@ async def _against_kawa(
             rate=args.rate,
         )
         used = {part: cpu_seconds(pid) - cpu_before[part] for part, pid in kawa.pids.items()}
-        used["probe"] = probe_cpu[0]
-        used["client"] = time.process_time() - own_before - probe_cpu[0]
+        used["probe"] = sql_probe.cpu_s() - probe_before
+        used["client"] = time.process_time() - own_before
         # CPU time per event is the figure that a busy shared machine disturbs least.
         cpu: dict[str, float] = {}
         for part, seconds in used.items():
