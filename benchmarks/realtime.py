@@ -16,7 +16,13 @@ seconds and at the same time:
 - probe: for every `--sample`-th triggering event, as soon as its POST is acknowledged, GET
   /v1/predictions/intent/{session} every `--poll-ms` until the answer names that event; the latency is
   from the acknowledgement to the first answer that names it (so it includes one poll interval of
-  granularity at most, and the probe's own requests compete with the load: it is a ceiling).
+  granularity at most, and the probe's own requests compete with the load: it is a ceiling). Every
+  probed event costs a dozen GETs or more, so the default samples one event in 20, not every one.
+The server's own measure comes next to it: the trigger worker's `kawa_trigger_latency_seconds`
+histogram (GET /metrics) times every triggering event from the API receiving it (before its durable
+write, so before the acknowledgement) to its prediction being readable (the store's write returned),
+with none of the load generator's own delays in it; percentiles are read as the histogram's bucket
+bounds (p99 <= 50 ms means at most 1% of the events took longer than 50 ms).
 Afterwards it waits until the trigger worker has scored every triggering event and checks the counts:
 scored == sent, errors == 0. Each part's CPU is a share of one core over the time from the first send
 until the last request was acknowledged (`cpu_cores`); the trigger worker's events per CPU-second count
@@ -89,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0, help="triggering events/s (1000)")
     p.add_argument("--background", type=float, default=20000.0, help="background events/s (20000)")
     p.add_argument("--batch", type=int, default=500, help="background events per request (500)")
-    p.add_argument("--sample", type=int, default=4, help="probe every n-th triggering event (4)")
+    p.add_argument("--sample", type=int, default=20, help="probe every n-th triggering event (20)")
     p.add_argument("--poll-ms", type=float, default=1.0, help="probe poll interval in ms (1)")
     p.add_argument("--runs", type=int, default=3, help="runs; the table shows each and the median (3)")
     p.add_argument("--quick", action="store_true", help="1 run of 10 s")
@@ -272,6 +278,40 @@ def trigger_counts(kawa: Kawa) -> dict[str, Any]:
     raise RuntimeError(f"the server does not list the benchmark trigger: {answer}")
 
 
+def server_latency(kawa: Kawa) -> dict[str, Any]:
+    """The trigger worker's received -> readable histogram of the benchmark trigger, from GET /metrics.
+
+    Percentiles are the upper bounds of the buckets they fall in (so "p99 10" means at most 1% of
+    the events took longer than 10 ms); `server_over_50ms_pct` is the share above 50 ms exactly.
+    """
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://{HOST}:{kawa.port}/metrics", timeout=10).text
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(text):
+        if family.name != "kawa_trigger_latency_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") and sample.labels.get("trigger") == "checkout":
+                buckets.append((float(sample.labels["le"]), sample.value))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return {"server_events": 0}
+
+    def bound(q: float) -> float:
+        return next(le for le, n in buckets if n >= q * total) * 1000
+
+    within_50ms = next(n for le, n in buckets if le >= 0.05)
+    return {
+        "server_events": int(total),
+        "server_p50_ms_le": bound(0.5),
+        "server_p99_ms_le": bound(0.99),
+        "server_over_50ms_pct": round((total - within_50ms) / total * 100, 3),
+    }
+
+
 def wait_scored(kawa: Kawa, sent: int, timeout: float = 120.0) -> tuple[dict[str, Any], float]:
     """Wait until the trigger worker has handled every triggering event; returns its counts and the wait."""
     started = time.monotonic()
@@ -291,6 +331,7 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         background = Requests(make_bodies(64, args.batch, seed=run), headers)
         background.tag_prefix = f"r{run}".encode()
         cpu_before = {part: cpu_seconds(pid) for part, pid in kawa.pids.items()}
+        own_before = time.process_time()
         started = time.monotonic()
         probe = Probe()
         load, _ = await asyncio.gather(
@@ -312,10 +353,12 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         cpu = {
             part: round((cpu_seconds(pid) - cpu_before[part]) / elapsed, 2) for part, pid in kawa.pids.items()
         }
+        cpu["load_generator"] = round((time.process_time() - own_before) / elapsed, 2)
         counts, drain_s = wait_scored(kawa, probe.sent - probe.failed)
         # Every event before the last triggering one is handled once that one is scored.
         handled = load.accepted + probe.sent - probe.failed
         worker_cpu = cpu_seconds(kawa.pids["triggers"]) - cpu_before["triggers"]
+        server = server_latency(kawa)
         return {
             "run": run,
             "seconds": round(seconds, 1),
@@ -331,6 +374,7 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
             "readable_p90_ms": round(_pct(probe.readable_ms, 90), 2),
             "readable_p99_ms": round(_pct(probe.readable_ms, 99), 2),
             "readable_max_ms": round(max(probe.readable_ms, default=float("nan")), 2),
+            **server,
             "scored": int(counts.get("scored", 0)),
             "errors": int(counts.get("errors", 0)),
             "drain_s": round(drain_s, 1),
@@ -357,6 +401,9 @@ COLUMNS = (
     "readable_p90_ms",
     "readable_p99_ms",
     "readable_max_ms",
+    "server_p50_ms_le",
+    "server_p99_ms_le",
+    "server_over_50ms_pct",
     "scored",
     "errors",
     "unseen",
