@@ -118,6 +118,27 @@ def test_repeated_event_ids_are_scored_once_also_across_a_restart(parts: Parts) 
     assert position is not None and position.duplicates == 3
 
 
+def test_a_batch_stopped_early_leaves_the_rest_to_the_next_also_across_a_crash(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kawa.triggers import worker as worker_module
+
+    # Out of time at once: every batch stops after the first record that gave it hits.
+    monkeypatch.setattr(worker_module, "STEP_BUDGET_S", -1.0)
+    parts.register(buyer_bundle())
+    worker = parts.worker([BUYER])
+    for i in range(6):
+        parts.send([view(f"e{i}", f"u{i}", 50.0), {"event_name": "cart_add", "keys": {"user_id": f"u{i}"}}])
+    assert worker.step() and worker.step()  # one log read: the records of u2..u5 are left over
+    assert [realtime(parts, f"u{i}") is not None for i in range(4)] == [True, True, False, False]
+    drain(parts.worker([BUYER]))  # a crash: what the old worker had read but not processed is not lost
+    assert all(realtime(parts, f"u{i}") is not None for i in range(6))
+    stats = state.read_stats(parts.online, PROJECT)["buyer_on_view"]
+    assert (stats.matched, stats.scored, stats.errors) == (6, 6, 0)
+    position = state.read_position(parts.online)
+    assert position is not None and (position.events, position.duplicates) == (12, 0)
+
+
 def test_failures_become_error_records_and_the_worker_goes_on(parts: Parts) -> None:
     parts.register(buyer_bundle(strict=True))
     keyed = Trigger("by_session", on={"event_name": "view"}, key="keys.session_id", model="buyer")

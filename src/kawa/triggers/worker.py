@@ -49,6 +49,10 @@ IDLE_WRITE_S = 1.0  # how long an offset with nothing else to write may wait bef
 # Under load, batches start at least this far apart, so each carries more events for its fixed costs
 # (a log read, a store write); an event arriving at an idle worker is read at once.
 MIN_BATCH_S = 0.001
+# A read may hold hundreds of milliseconds of work when the worker is behind (a 1 MiB read is ~10
+# background batches of 500 events): once a batch has worked this long and holds hits, it stops at
+# the end of the current record and writes them; the records left are the next batch's, unread again.
+STEP_BUDGET_S = 0.005
 
 _batch = msgspec.msgpack.Decoder(LogBatch)
 _lines = msgspec.json.Decoder()
@@ -101,6 +105,8 @@ class TriggerWorker:
         self._keep_from = min(self.offset, self.position.dedupe_from)
         self.reader: GroupReader | None = None
         self._unacked: list[int] = []
+        self._left: list[Record] = []  # records read but not processed yet (a batch stopped early)
+        self._left_end = 0  # the offset after them
         self._written_at = time.monotonic()
         self._lock = threading.Lock()
         if self.states is not None or new:
@@ -239,7 +245,13 @@ class TriggerWorker:
             if idle and (self.offset != self.position.offset or self._unacked):
                 self._write([], next_offset, 0)
             return False
-        hits, applied = self._apply(records)
+        hits, applied, done = self._apply(records, time.monotonic() + STEP_BUDGET_S)
+        if done < len(records):
+            self._left, self._left_end = records[done:], next_offset
+            next_offset = records[done].offset
+            records = records[:done]
+        if self.reader is not None:
+            self._unacked.extend(r.offset for r in records)
         if hits:
             self.scorer.score(hits)
         if hits or applied or time.monotonic() - self._written_at > IDLE_WRITE_S:
@@ -249,6 +261,9 @@ class TriggerWorker:
 
     def _read(self) -> tuple[list[Record], int]:
         """The next records past the offset, and the offset after them."""
+        if self._left:
+            records, self._left = self._left, []
+            return records, self._left_end
         if self.reader is None:
             result = self.log.read(self.offset, max_bytes=READ_BYTES)
             return result.records, result.next_offset
@@ -259,7 +274,6 @@ class TriggerWorker:
         if done:
             self.reader.ack(done)
         records = [r for r in handed if r.offset >= self.offset]
-        self._unacked.extend(r.offset for r in records)
         if not records:
             return [], self.offset
         last = records[-1]
@@ -293,8 +307,11 @@ class TriggerWorker:
 
     # -- one batch ---------------------------------------------------------------------------------
 
-    def _apply(self, records: Sequence[Any]) -> tuple[list[Hit], int]:
-        """The hits of `records`, and how many events updated the streaming features."""
+    def _apply(self, records: Sequence[Any], until: float) -> tuple[list[Hit], int, int]:
+        """The hits of `records`, how many events updated the streaming features, how many records it took.
+
+        Past the monotonic time `until`, it stops after the first record that leaves it holding hits.
+        """
         hits: list[Hit] = []
         project, states = self.project, self.states
         tests = [(trigger, trigger.match.test) for trigger in self.triggers]
@@ -303,7 +320,9 @@ class TriggerWorker:
         position = self.position
         mine = self._mine
         applied = 0
-        for record in records:
+        for done, record in enumerate(records, 1):
+            if hits and done > 1 and time.monotonic() > until:
+                return hits, applied, done - 1
             batch = _batch.decode(record.payload)
             if batch.kind != KIND_EVENTS or batch.project != project:
                 continue
@@ -332,7 +351,7 @@ class TriggerWorker:
             position.events += len(fresh)
             position.received_at = received_at
             self.recent.remember(offset, fresh)
-        return hits, applied
+        return hits, applied, len(records)
 
     def _hit(
         self,
