@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kawa.stores.eventlog import EventLog
+from kawa.triggers._gc import GcPacer
 from kawa.triggers._partition import Partition
 from kawa.triggers.worker import TriggerWorker
 
@@ -87,6 +88,7 @@ class PartitionRunner:
         born = time.monotonic()
         order = [self.preferred, *(i for i in range(self.count) if i != self.preferred)]
         seen: set[int] = set()  # partitions another process was seen holding
+        pacer = GcPacer()
         try:
             while True:
                 for held in self.held.values():
@@ -114,6 +116,7 @@ class PartitionRunner:
                         self._start(Partition(index, self.count))
                     elif index == self.preferred:
                         self.ready.set()  # another process runs it: this one stands by
+                pacer.tick()
                 if stop.wait(self.claim_idle_s / 4):
                     return
         finally:
