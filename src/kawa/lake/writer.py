@@ -184,7 +184,12 @@ class LakeWriter:
     # -- flushing --------------------------------------------------------------------------------
 
     def flush(self, *, background: bool = False) -> int:
-        """Publish everything the group hands this writer now; returns the events written.
+        """Publish what the group hands this writer now; returns the events written.
+
+        One read of up to `flush_max_bytes` is one file per project; another follows only when that
+        read was cut short by the limit (the writer is behind). Records logged meanwhile wait for the
+        next flush: going on while any arrive would, under steady load, publish a small file every few
+        milliseconds, each paying a flush's fixed cost (a writer doing that never rests).
 
         Compaction and garbage collection follow each publish; with `background` they run in a thread
         of their own, so a long compaction does not hold back the next flush (events stay fresh).
@@ -216,6 +221,8 @@ class LakeWriter:
                 self._maintain_later(touched)
             else:
                 self._maintain(touched, self._merge_here)
+            if sum(len(r.payload) for r in records) <= self.config.flush_max_bytes // 2:
+                return written  # not cut short by the limit: what came since waits for the next flush
 
     def _write_events(self, batches: list[LogBatch], first: int, touched: set[tuple[str, str]]) -> int:
         table = events_arrow(batches)
