@@ -44,7 +44,8 @@ HINTS = {
     },
     "LakeConfig": {
         "flush_interval_s": "How often the lake writer publishes new events as Parquet (the SQL freshness).",
-        "flush_max_bytes": "Most bytes of log records one flush publishes; the rest wait for the next flush.",
+        "flush_max_bytes": "Most bytes of log records one read of a flush takes (one file per read); a "
+        "writer that is behind reads again until it has caught up.",
         "compact_min_files": "A day partition's small files are merged once it has this many.",
     },
     "StoresConfig": {
