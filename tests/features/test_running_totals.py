@@ -108,3 +108,34 @@ def test_views_of_one_kind_of_aggregate(tmp_path: Path) -> None:
             "v": sum(e["revenue"] is not None for e in mine),
         }
         assert {name: row[name] for name in want} == want, f"label row {label}"
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_cutoffs_on_a_few_dates_match_the_plain_computation(tmp_path: Path, aligned: bool) -> None:
+    """Snapshots on three dates: the days no probe separates are aggregated as one row per user.
+
+    Not aligned, the middle date is at 05:00:00.000001, inside its day, so partial days are read too.
+    """
+    rng = random.Random(10 if aligned else 11)
+    events = crowded_events(rng, users=25, n=500)
+    warehouse = new_warehouse(tmp_path, events)
+    inside = timedelta(0) if aligned else timedelta(hours=5, microseconds=1)
+    dates = [START + timedelta(days=9), START + timedelta(days=16) + inside, START + timedelta(days=23)]
+    users = [f"u{i}" for i in range(25)] + ["u999", None]
+    labels = pa.table(
+        {
+            "user_id": [u for _ in dates for u in users],
+            "cutoff": pa.array([d for d in dates for _ in users], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    # Given these cutoffs' days, the compiled query looks each day's segment up in a list.
+    buckets = [((d - EPOCH) // timedelta(days=1), d.time() != EPOCH.time()) for d in dates]
+    assert "greatest(least(__b" in VIEW.sql_for(0, 10**16, 0, cutoff_buckets=buckets)
+    assert "greatest(least(__b" not in VIEW.sql_for(0, 10**16, 0)
+    rows = training_set(warehouse, labels, [VIEW, WINDOWED]).to_pylist()
+    assert len(rows) == labels.num_rows
+    for row, label in zip(rows, labels.to_pylist(), strict=True):
+        want = expected(events, label["user_id"], label["cutoff"])
+        assert {name: row[name] for name in SPECS} == want, f"label row {label}"
+        windowed = {name: row[f"w_{name}"] for name in SPECS if f"w_{name}" in row}
+        assert windowed == {name: want[name] for name in windowed}, f"label row {label}"

@@ -6,6 +6,10 @@ feature computed from events strictly before that cutoff. It never loops over ro
 
 1. `daily`: events aggregated per (entity, bucket), a bucket being one day measured from `origin`
    (the time of day most cutoffs share, so that their windows start and end on bucket edges).
+   Given the cutoffs' buckets, days between two consecutive probe buckets (below) are one segment,
+   aggregated as one row: a probe only ever asks for the sum of everything before it, so days no
+   probe separates need not be apart. Training sets cut at a few dates (weekly snapshots) then
+   aggregate a few rows per entity instead of one per active day.
 2. `stream`: the daily rows and, per cutoff row, probes at its bucket and at each window's first
    whole bucket, sorted once by (entity, bucket), a probe before the day it names. Running totals
    over that single order (a streaming window, no per-entity frames, no ASOF joins) give each
@@ -32,14 +36,17 @@ depend on how the work was split between threads, so online and offline values m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from kawa.features._plan import DEC, Measure, Plan
-from kawa.features._stream import carried_columns, ids_sql, pit_sql, stream_sql, streams
+from kawa.features._stream import LOW, carried_columns, ids_sql, pit_sql, stream_sql, streams
 from kawa.features.entity import Entity
 from kawa.features.spec import Feature
 
 DAY_US = 86_400_000_000
+# Segments are looked up in a list with one entry per bucket between the lowest and highest probe;
+# past this many buckets (55 years of days) every day stays its own row.
+MAX_SEGMENT_SPAN = 20_000
 
 
 def compile_view(
@@ -51,11 +58,20 @@ def compile_view(
     since_us: int | None = None,
     row_id: str | None = None,
     edges: bool = True,
+    cutoff_buckets: Iterable[tuple[int, bool]] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> str:
     """The SQL of a view over `cutoffs` and `events`; bounds only prune events no cutoff can see.
 
     `edges=False` promises that every cutoff lies on a bucket edge (its time of day is `origin_us`'s),
     which skips reading raw events for partial buckets.
+
+    `cutoff_buckets` are the distinct (bucket, inside) pairs of every cutoff (`cutoff_buckets_sql`;
+    inside: the cutoff is not on its bucket's edge); a superset is fine, a missing pair is not. With
+    them, days that no probe separates are aggregated together (see the module's step 1).
+
+    `shard=(j, k)` reads only the events of entities whose key hashes to j modulo k (`shard_sql`);
+    `cutoffs` must then hold that shard's rows only.
 
     With `row_id` (a column of `cutoffs`), every row of `cutoffs` gets its own output row carrying
     that column, rows with a NULL entity or cutoff included; without it, one row per distinct
@@ -70,6 +86,9 @@ def compile_view(
         bounds.append(f"epoch_us(sync_date) < {int(until_us)}")
     if since_us is not None:
         bounds.append(f"epoch_us(sync_date) >= {int(since_us)}")
+    if shard is not None:
+        bounds.append(shard_sql(entity.key, *shard))
+    segment = _segment_sql(plan, cutoff_buckets)
     col = _q(entity.column)
     if row_id is None:
         rid = "row_number() OVER () AS __rid"
@@ -85,8 +104,8 @@ def compile_view(
         f"ev AS NOT MATERIALIZED (\n  SELECT *, {_bucket('__t', origin)} AS __b FROM (\n"
         f"    SELECT *, ({entity.key}) AS __k, epoch_us(sync_date) AS __t FROM events\n"
         f"    WHERE {' AND '.join(bounds)}))",
-        *_daily(plan, origin),
-        ids_sql(plan),
+        *_daily(plan, origin, segment),
+        ids_sql(plan, _bucket("min({0})", origin)),
         f"cutx AS MATERIALIZED (\n  SELECT {', '.join([rid, 'c.__k', 'c.__c', 'i.__kid', *carried])},\n"
         f"    {_bucket('c.__c', origin)} AS __bc,\n"
         f"    (((c.__c - {origin}) % {DAY_US}) + {DAY_US}) % {DAY_US} AS __o\n"
@@ -113,6 +132,46 @@ def compile_view(
         + "FROM pit p LEFT JOIN edge e USING (__rid)"
         + joins
     )
+
+
+def cutoff_buckets_sql(column: str, origin_us: int) -> str:
+    """The distinct (bucket, inside) pairs of the cutoffs in `cutoffs`, for `compile_view`."""
+    origin = int(origin_us) % DAY_US
+    return (
+        f"SELECT DISTINCT {_bucket('__c', origin)} AS b, (((__c - {origin}) % {DAY_US}) <> 0) AS inside\n"
+        f"FROM (SELECT epoch_us(cutoff) AS __c FROM cutoffs\n"
+        f"      WHERE {_q(column)} IS NOT NULL AND cutoff IS NOT NULL)"
+    )
+
+
+def shard_sql(value: str, j: int, k: int) -> str:
+    """True for the values in shard j of k (NULL included in shard 0): the same split on both sides."""
+    return f"coalesce(hash(({value})::VARCHAR) % {int(k)}, 0) = {int(j)}"
+
+
+def _segment_sql(plan: Plan, cutoff_buckets: Iterable[tuple[int, bool]] | None) -> str:
+    """An expression of `__b` giving the first bucket of its segment; `__b` itself when not segmented.
+
+    Probe buckets (every cutoff's bucket and each window's first whole bucket, as `stream_sql` places
+    them) cut the days into segments; a day's segment starts at the highest probe bucket at or before
+    it, or one bucket below the lowest probe. A probe at q sees a day b exactly when b < q, and, q
+    being a probe bucket, exactly when the start of b's segment is below q.
+    """
+    if cutoff_buckets is None:
+        return "__b"
+    roles = [0, *plan.windows]
+    probes = {max(b if r == 0 else b - r + int(inside), LOW) for b, inside in cutoff_buckets for r in roles}
+    if not probes:
+        return "__b"
+    lo, hi = min(probes) - 1, max(probes)
+    if hi - lo + 1 > MAX_SEGMENT_SPAN:
+        return "__b"
+    starts, current = [], lo
+    for b in range(lo, hi + 1):
+        current = b if b in probes else current
+        starts.append(current)
+    listing = ", ".join(str(b) for b in starts)
+    return f"[{listing}][greatest(least(__b, {hi}), {lo}) - {lo - 1}]"
 
 
 def _bucket(t: str, origin: int) -> str:
@@ -204,11 +263,17 @@ def _agg(m: Measure, extra: str | None = None, *, exact: bool = True) -> str:
     raise AssertionError(m.kind)
 
 
-def _daily(plan: Plan, origin: int) -> list[str]:
+def _daily(plan: Plan, origin: int, segment: str) -> list[str]:
+    """Events aggregated per entity and segment (one row per (entity, segment) with events).
+
+    The row's `__b` is its segment's first bucket, which places it in the stream; a first time's
+    bucket (`ids_sql`) is taken from the time itself, never from `__b`.
+    """
     raw = {m: name for m, name in plan.measures.items() if m.kind != "new"}
     cols = [f"{_agg(m, exact=False)} AS {name}" for m, name in raw.items()]
     lasts = [f"max(__t){_filter(m.where)} AS {name}_t" for m, name in raw.items() if m.kind == "last"]
-    body = ", ".join(["__k", "__b", *cols, *lasts])
+    body = ", ".join(["__k", "__s AS __b", *cols, *lasts])
+    grouped = f"SELECT {body} FROM (SELECT *, {segment} AS __s FROM ev) GROUP BY __k, __s"
     ctes = []
     news = [(m, name) for m, name in plan.measures.items() if m.kind == "new"]
     for m, name in news:
@@ -220,20 +285,19 @@ def _daily(plan: Plan, origin: int) -> list[str]:
             f"    WHERE ({m.expr}) IS NOT NULL{flt} GROUP BY __k, __v))"
         )
     if not news:
-        return [*ctes, f"daily AS (\n  SELECT {body} FROM ev GROUP BY __k, __b)"]
-    # A first occurrence is an event, so its bucket is one of the entity's buckets in `base`.
+        return [*ctes, f"daily AS (\n  {grouped})"]
+    # A first occurrence is an event, so its segment is one of the entity's segments in `base`.
     # Joined, not fed to the aggregate as extra rows: every aggregate of `base` would then run over
     # those rows too, which costs more CPU than this join.
     picks = ", ".join(f"coalesce({name}.n, 0) AS {name}" for _, name in news)
     joins = "".join(
-        f"\n  LEFT JOIN (SELECT __k, __b, count(*) AS n FROM first_{name} GROUP BY __k, __b) {name} "
-        "USING (__k, __b)"
+        f"\n  LEFT JOIN (SELECT __k, {segment} AS __s, count(*) AS n FROM first_{name} GROUP BY __k, __s) "
+        f"{name} ON {name}.__k = base.__k AND {name}.__s = base.__b"
         for _, name in news
     )
     return [
         *ctes,
-        f"daily AS (\n  SELECT base.*, {picks}\n"
-        f"  FROM (SELECT {body} FROM ev GROUP BY __k, __b) base{joins})",
+        f"daily AS (\n  SELECT base.*, {picks}\n  FROM ({grouped}) base{joins})",
     ]
 
 

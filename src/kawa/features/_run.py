@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from kawa.features._compile import DAY_US
+from kawa.features._compile import DAY_US, cutoff_buckets_sql
 from kawa.features.errors import FeatureError
 from kawa.features.view import FeatureView
 
@@ -53,7 +53,12 @@ def compute_view(
     if first is None:
         sql = view.sql(row_id=rid)
     else:
-        sql = view.sql_for(int(first), int(last), int(origin), aligned=aligned, row_id=rid)
+        buckets = None
+        if view.is_spec:
+            buckets = db.execute(cutoff_buckets_sql(view.entity.column, int(origin))).fetchall()
+        sql = view.sql_for(
+            int(first), int(last), int(origin), aligned=aligned, row_id=rid, cutoff_buckets=buckets
+        )
     target = out if row_id is None or by_rows else "__view_rows"
     try:
         db.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {sql}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kawa.features._plan import DEC, Measure, Plan
 
-_LOW = -(2**30)  # the lowest bucket a stream position holds (timestamps span about +-2**27 days)
+LOW = -(2**30)  # the lowest bucket a stream position holds (timestamps span about +-2**27 days)
 
 
 def stream_sql(plan: Plan) -> str:
@@ -56,7 +56,7 @@ def stream_sql(plan: Plan) -> str:
     roles = ", ".join(str(r) for r in _roles(plan))
     return (
         "stream AS (\n"
-        f"  SELECT (x.__kid::BIGINT << 32) + {2**31} + greatest({target}, {_LOW})::BIGINT * 2 AS __p,\n"
+        f"  SELECT (x.__kid::BIGINT << 32) + {2**31} + greatest({target}, {LOW})::BIGINT * 2 AS __p,\n"
         f"    x.__rid, r.__role, {', '.join(probes)}\n"
         f"  FROM cutx x, (SELECT unnest([{roles}]) AS __role) r WHERE x.__kid IS NOT NULL\n"
         "  UNION ALL\n"
@@ -106,13 +106,14 @@ def _addend(m: Measure, name: str) -> str:
     return f"TRY_CAST({name} AS {DEC})" if m.kind == "sum" else name
 
 
-def ids_sql(plan: Plan) -> str:
+def ids_sql(plan: Plan, bucket_of: str) -> str:
     """Integer ids of the entities with events, with what is the entity's own over all history.
 
     `base_*`, for totals over all history: the sum over every entity with a lower id, which a
     probe's running total includes (a prefix sum over entities costs much less than a probe per
     cutoff row). `first_*`/`fb_*`, for first times: the entity's first time and its bucket, which
-    a cutoff sees when that bucket is before its own.
+    a cutoff sees when that bucket is before its own. `bucket_of` formats a time's bucket from the
+    time (a format string of `{0}`): daily rows are segments, whose `__b` may be earlier.
     """
     totals = [(m, name) for m, name in plan.measures.items() if name in plan.totals]
     firsts = [name for m, name in plan.measures.items() if m.kind == "ft"]
@@ -122,7 +123,7 @@ def ids_sql(plan: Plan) -> str:
             "FROM (SELECT DISTINCT __k FROM daily))"
         )
     aggs = [f"sum({_addend(m, name)}) AS t_{name}" for m, name in totals]
-    aggs += [f"min({n}) AS first_{n}, min(__b) FILTER (WHERE {n} IS NOT NULL) AS fb_{n}" for n in firsts]
+    aggs += [f"min({n}) AS first_{n}, {bucket_of.format(n)} AS fb_{n}" for n in firsts]
     keep = [f"sum(t_{name}) OVER before AS base_{name}" for _, name in totals]
     keep += [f"first_{name}, fb_{name}" for name in firsts]
     before = "\n  WINDOW before AS (ORDER BY __kid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"

@@ -8,7 +8,7 @@ itself: join events with `e.sync_date < c.cutoff`, never `<=`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +102,13 @@ class FeatureView:
         since_us: int | None = None,
         row_id: str | None = None,
         edges: bool = True,
+        cutoff_buckets: Iterable[tuple[int, bool]] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> str:
-        """The view's SQL over `cutoffs` and `events` (a spec is compiled; bounds only prune events)."""
+        """The view's SQL over `cutoffs` and `events` (a spec is compiled; bounds only prune events).
+
+        `cutoff_buckets` and `shard` are the compiler's (`kawa.features._compile.compile_view`).
+        """
         if self.sql_text is not None:
             return self.sql_text
         return compile_view(
@@ -114,10 +119,20 @@ class FeatureView:
             since_us=since_us,
             row_id=row_id,
             edges=edges,
+            cutoff_buckets=cutoff_buckets,
+            shard=shard,
         )
 
     def sql_for(
-        self, first_us: int, last_us: int, origin_us: int, *, aligned: bool = False, row_id: str | None = None
+        self,
+        first_us: int,
+        last_us: int,
+        origin_us: int,
+        *,
+        aligned: bool = False,
+        row_id: str | None = None,
+        cutoff_buckets: Iterable[tuple[int, bool]] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> str:
         """The SQL for cutoffs between `first_us` and `last_us`, reading only the events they can see.
 
@@ -126,7 +141,13 @@ class FeatureView:
         lookback = self.lookback_days
         since = None if lookback is None else first_us - lookback * DAY_US
         return self.sql(
-            origin_us=origin_us, until_us=last_us, since_us=since, row_id=row_id, edges=not aligned
+            origin_us=origin_us,
+            until_us=last_us,
+            since_us=since,
+            row_id=row_id,
+            edges=not aligned,
+            cutoff_buckets=cutoff_buckets,
+            shard=shard,
         )
 
     # -- other forms -----------------------------------------------------------------------------
