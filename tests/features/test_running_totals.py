@@ -9,16 +9,21 @@ has refunds (negative revenue), NULL revenue, NULL categories and users with no 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from kawa.features import USER, FeatureView, agg, training_set
+from kawa.features._run import Shards, _shard_count, compute_view, shards_of
+from kawa.warehouse import Warehouse
 
-from ._events import ev, new_warehouse
+from ._events import ev, new_warehouse, write_events
 from .test_training import SPECS, VIEW, WINDOWED, expected
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -139,3 +144,44 @@ def test_cutoffs_on_a_few_dates_match_the_plain_computation(tmp_path: Path, alig
         assert {name: row[name] for name in SPECS} == want, f"label row {label}"
         windowed = {name: row[f"w_{name}"] for name in SPECS if f"w_{name}" in row}
         assert windowed == {name: want[name] for name in windowed}, f"label row {label}"
+
+
+def test_shards_give_the_rows_of_one_query(tmp_path: Path) -> None:
+    """A warehouse with 2 threads runs a spec view as 2 single-threaded shards; 1 thread, as one query."""
+    rng = random.Random(12)
+    events = crowded_events(rng, users=40, n=600)
+    labels = cutoffs(rng, events, 200, aligned=False)
+    one = Warehouse(tmp_path / "lake", "t", threads=1)
+    write_events(one, events)
+    two = Warehouse(tmp_path / "lake", "t", threads=2)
+    assert (shards_of(one).count, shards_of(two).count) == (1, 2)
+    seen: list[int] = []
+    with two.connect() as db:
+        db.register("labels", labels.append_column("row", pa.array(range(labels.num_rows))))
+        compute_view(
+            db, VIEW, "SELECT user_id, cutoff, row FROM labels", "out", row_id="row", shards=_Spy(two, seen)
+        )
+        split = db.sql("SELECT * FROM out ORDER BY row").to_arrow_table().to_pylist()
+    assert seen == [1, 1]  # both shards opened a connection of their own, each with one thread
+    whole = training_set(one, labels, [VIEW]).to_pylist()
+    assert [{k: r[k] for k in SPECS} for r in split] == [{k: r[k] for k in SPECS} for r in whole]
+    assert training_set(two, labels, [VIEW]).to_pylist() == whole
+    # Label rows whose entity column is not the key's type cannot be split alike: one query.
+    numbers = pa.table({"user_id": pa.array([1, 2], pa.int64()), "cutoff": labels.column("cutoff")[:2]})
+    with two.connect() as db:
+        db.register("numbers", numbers)
+        db.execute("CREATE TEMP VIEW cutoffs AS SELECT * FROM numbers")
+        assert _shard_count(db, VIEW, shards_of(two)) == 1
+
+
+class _Spy(Shards):
+    """Shards of `warehouse` that note each connection's thread count."""
+
+    def __init__(self, warehouse: Warehouse, seen: list[int]) -> None:
+        @contextmanager
+        def connect() -> Iterator[duckdb.DuckDBPyConnection]:
+            with warehouse.connect(threads=1) as db:
+                seen.append(db.execute("SELECT current_setting('threads')").fetchall()[0][0])
+                yield db
+
+        super().__init__(2, connect)

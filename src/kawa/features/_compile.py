@@ -100,8 +100,12 @@ def compile_view(
         rid = "c.__rid"
         rows = f"SELECT {_q(row_id)} AS __rid, {col} AS __k, epoch_us(cutoff) AS __c FROM cutoffs"
     carried = carried_columns(plan)
+    # Read more than once (first occurrences, partial days, value tables), the events are scanned
+    # once and kept; read once, they stream straight from the files.
+    reads = 1 + sum(m.kind == "new" for m in plan.measures) + int(edges) + len(plan.values)
+    kept = "MATERIALIZED" if reads > 1 else "NOT MATERIALIZED"
     ctes = [
-        f"ev AS NOT MATERIALIZED (\n  SELECT *, {_bucket('__t', origin)} AS __b FROM (\n"
+        f"ev AS {kept} (\n  SELECT *, {_bucket('__t', origin)} AS __b FROM (\n"
         f"    SELECT *, ({entity.key}) AS __k, epoch_us(sync_date) AS __t FROM events\n"
         f"    WHERE {' AND '.join(bounds)}))",
         *_daily(plan, origin, segment),

@@ -1,12 +1,38 @@
-"""Run a feature view for a set of (entity, cutoff) rows inside one warehouse connection."""
+"""Run a feature view for a set of (entity, cutoff) rows in a warehouse connection, or in shards."""
 
 from __future__ import annotations
 
-import duckdb
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
-from kawa.features._compile import DAY_US, cutoff_buckets_sql
+import duckdb
+import pyarrow as pa
+
+from kawa.features._compile import DAY_US, cutoff_buckets_sql, shard_sql
 from kawa.features.errors import FeatureError
 from kawa.features.view import FeatureView
+from kawa.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class Shards:
+    """Where a spec view's query may run split by entity: `count` connections from `connect`.
+
+    The running totals stream on one thread, so one query keeps about one core busy on its longest
+    step; `count` single-threaded queries, each over the entities whose key hashes to its number,
+    run side by side and keep every core busy. Each reads the events itself and works within its
+    own connection's memory limit.
+    """
+
+    count: int
+    connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+
+def shards_of(warehouse: Warehouse) -> Shards:
+    """One single-threaded connection per warehouse thread."""
+    return Shards(warehouse.threads, lambda: warehouse.connect(threads=1))
 
 
 def compute_view(
@@ -16,6 +42,7 @@ def compute_view(
     out: str,
     *,
     row_id: str | None = None,
+    shards: Shards | None = None,
 ) -> list[str]:
     """Fill temp table `out` with `view`'s features for the rows of `cutoffs_sql`; returns their names.
 
@@ -23,6 +50,9 @@ def compute_view(
     gets one row per distinct (entity, cutoff) with the entity column, `cutoff` and the features.
     With `row_id` (a column of `cutoffs_sql`), `out` gets exactly one row per input row: `row_id`
     and the features, rows with a NULL entity or cutoff included.
+
+    With `shards`, a spec view runs as that many queries side by side, each over a share of the
+    entities (when the label rows' entity column has the type of the view's key, so both hash alike).
     """
     col = f'"{view.entity.column}"'
     keep = f', "{row_id}"' if row_id else ""
@@ -50,18 +80,31 @@ def compute_view(
         db.execute("CREATE OR REPLACE TEMP VIEW cutoffs AS SELECT * FROM __cutoffs")
     # Buckets start at the time of day most cutoffs share, so most rows need no partial buckets.
     rid = row_id if by_rows else None
-    if first is None:
-        sql = view.sql(row_id=rid)
-    else:
-        buckets = None
-        if view.is_spec:
-            buckets = db.execute(cutoff_buckets_sql(view.entity.column, int(origin))).fetchall()
-        sql = view.sql_for(
-            int(first), int(last), int(origin), aligned=aligned, row_id=rid, cutoff_buckets=buckets
-        )
     target = out if row_id is None or by_rows else "__view_rows"
     try:
-        db.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {sql}")
+        if first is None:
+            db.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {view.sql(row_id=rid)}")
+        else:
+            buckets = None
+            if view.is_spec:
+                buckets = db.execute(cutoff_buckets_sql(view.entity.column, int(origin))).fetchall()
+
+            def sql(shard: tuple[int, int] | None = None) -> str:
+                return view.sql_for(
+                    int(first),
+                    int(last),
+                    int(origin),
+                    aligned=aligned,
+                    row_id=rid,
+                    cutoff_buckets=buckets,
+                    shard=shard,
+                )
+
+            count = _shard_count(db, view, shards)
+            if shards is not None and count > 1:
+                _run_sharded(db, shards.connect, count, view.entity.column, sql, target)
+            else:
+                db.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {sql()}")
     except duckdb.Error as exc:
         raise _explain(db, view, exc) from None
     columns = db.sql(f"SELECT * FROM {target} LIMIT 0").columns
@@ -79,6 +122,44 @@ def compute_view(
             f"LEFT JOIN __view_rows f ON f.{col} = r.{col} AND f.cutoff = r.cutoff"
         )
     return features
+
+
+def _shard_count(db: duckdb.DuckDBPyConnection, view: FeatureView, shards: Shards | None) -> int:
+    """How many shards to run: 1 unless the view is a spec and keys and label rows hash alike."""
+    if shards is None or shards.count < 2 or not view.is_spec:
+        return 1
+    (key,) = db.sql(f"SELECT ({view.entity.key}) FROM events LIMIT 0").types
+    (column,) = db.sql(f'SELECT "{view.entity.column}" FROM cutoffs LIMIT 0').types
+    return shards.count if str(key) == str(column) else 1
+
+
+def _run_sharded(
+    db: duckdb.DuckDBPyConnection,
+    connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
+    count: int,
+    column: str,
+    sql: Callable[[tuple[int, int]], str],
+    target: str,
+) -> None:
+    """Fill `target` with the rows of `count` shard queries run side by side, one connection each."""
+    rows = db.sql("SELECT * FROM cutoffs").to_arrow_table()
+    mine = f'"{column}"'
+
+    def one(j: int) -> pa.Table:
+        with connect() as shard:
+            shard.register("__shard_rows", rows)
+            shard.execute(
+                f"CREATE TEMP VIEW cutoffs AS SELECT * FROM __shard_rows WHERE {shard_sql(mine, j, count)}"
+            )
+            return shard.sql(sql((j, count))).to_arrow_table()
+
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="kawa-features") as pool:
+        parts = list(pool.map(one, range(count)))
+    db.register("__shard_out", pa.concat_tables(parts))
+    try:
+        db.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT * FROM __shard_out")
+    finally:
+        db.unregister("__shard_out")
 
 
 def _explain(db: duckdb.DuckDBPyConnection, view: FeatureView, exc: duckdb.Error) -> FeatureError:

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from kawa.features._run import compute_view
+from kawa.features._run import compute_view, shards_of
 from kawa.features._time import Instant, cutoff_array, to_datetime
 from kawa.features.view import FeatureView
 from kawa.stores.online import OnlineStore
@@ -76,7 +76,7 @@ def _latest(warehouse: Warehouse, view: FeatureView, when: datetime) -> pa.Table
             f'SELECT DISTINCT ({key}) AS "{column}", a.cutoff FROM events, __as_of a '
             f"WHERE ({key}) IS NOT NULL AND events.sync_date < a.cutoff"
         )
-        compute_view(db, view, cutoffs, "__latest")
+        compute_view(db, view, cutoffs, "__latest", shards=shards_of(warehouse))
         return db.sql('SELECT * EXCLUDE (cutoff) FROM __latest ORDER BY "' + column + '"').to_arrow_table()
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from kawa.features._run import compute_view
+from kawa.features._run import compute_view, shards_of
 from kawa.features._time import utc_column
 from kawa.features.errors import FeatureError
 from kawa.features.label import Label
@@ -39,7 +39,12 @@ def training_set(warehouse: Warehouse, labels: Label | pa.Table, views: Sequence
             column = view.entity.column
             out = f"__features_{i}"
             names = compute_view(
-                db, view, f'SELECT "{column}", cutoff, {_ROW} FROM __label_rows', out, row_id=_ROW
+                db,
+                view,
+                f'SELECT "{column}", cutoff, {_ROW} FROM __label_rows',
+                out,
+                row_id=_ROW,
+                shards=shards_of(warehouse),
             )
             selects = []
             for name in names:

@@ -31,11 +31,11 @@ class RecordingWarehouse(Warehouse):
         return _RecordingTable(self.lake_root, name, self.project, self._record)
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, *, threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         # The versions now are those the views are built from a moment later; a commit in between
         # makes lineage name a version older than the one read, never a newer one.
         versions = {name: str(self.table(name).manifest().version) for name in self.tables()}
-        with super().connect() as db:
+        with super().connect(threads=threads) as db:
             yield _RecordingConnection(db, versions, self._record)  # type: ignore[misc]
 
 

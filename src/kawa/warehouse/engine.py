@@ -43,9 +43,13 @@ class Warehouse:
         return LakeTable(self.lake_root, name, self.project)
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A locked-down DuckDB connection with a view per table of this project."""
-        db = duckdb.connect(config={"threads": self.threads, "memory_limit": self.memory_limit})
+    def connect(self, *, threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A locked-down DuckDB connection with a view per table of this project.
+
+        Each connection is its own DuckDB database with `memory_limit`; `threads` overrides the
+        warehouse's for this one (a query split in shards runs one single-threaded connection each).
+        """
+        db = duckdb.connect(config={"threads": threads or self.threads, "memory_limit": self.memory_limit})
         try:
             allowed: list[str] = []
             for name in self.tables():
