@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,7 @@ class RunContext:
         self.metrics: dict[str, float | None] = {}
         self.artifact_paths: list[str] = []
         self.lineage: list[dict[str, Any]] = []
+        self._lineage_lock = threading.Lock()  # a feature view's shards read from threads of their own
         self._warehouse: Warehouse | None = None
         self._registry: Registry | None = None
 
@@ -206,8 +208,9 @@ class RunContext:
 
     def record(self, entry: dict[str, Any]) -> None:
         """Note one read or write for lineage (the same one twice counts once)."""
-        if entry not in self.lineage:
-            self.lineage.append(entry)
+        with self._lineage_lock:
+            if entry not in self.lineage:
+                self.lineage.append(entry)
 
     @property
     def artifacts(self) -> ArtifactStore:
