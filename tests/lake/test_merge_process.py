@@ -10,6 +10,7 @@ import pytest
 
 from kawa.config import IngestConfig, LakeConfig
 from kawa.events.collector import Collector
+from kawa.lake import compact
 from kawa.lake.compact import merge_in_child
 from kawa.lake.table import LakeTable
 from kawa.lake.writer import EVENTS, LakeWriter
@@ -65,6 +66,29 @@ def test_a_merge_in_its_own_process_lists_one_sorted_file_with_every_row(tmp_pat
         assert (
             merge_in_child(table, {"_date": _DAY}, min_files=3, memory_limit="128MB", spill=tmp_path) is None
         )
+    finally:
+        writer.close()
+
+
+def test_no_process_starts_while_no_merge_is_due(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer, table = _flushed_files(tmp_path, 2)
+    started: list[object] = []
+    real_run = compact.subprocess.run
+
+    def run(*args: object, **kwargs: object) -> object:
+        started.append(args)
+        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(compact.subprocess, "run", run)
+    try:
+        assert (
+            merge_in_child(table, {"_date": _DAY}, min_files=3, memory_limit="128MB", spill=tmp_path) is None
+        )
+        assert started == [] and len(table.manifest().files) == 2
+        _send(tmp_path / "state", 20, 10, hour=17)
+        assert writer.flush() == 10
+        merged = merge_in_child(table, {"_date": _DAY}, min_files=3, memory_limit="128MB", spill=tmp_path)
+        assert merged is not None and merged.rows == 30 and len(started) == 1
     finally:
         writer.close()
 
