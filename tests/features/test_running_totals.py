@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from kawa.features import USER, FeatureView, agg, training_set
+from kawa.features import USER, Entity, FeatureView, agg, training_set
 from kawa.features._run import Shards, _shard_count, compute_view, shards_of
 from kawa.warehouse import Warehouse
 
@@ -185,3 +185,28 @@ class _Spy(Shards):
                 yield db
 
         super().__init__(2, connect)
+
+
+def test_a_key_whose_type_changes_on_the_way_to_the_shards(tmp_path: Path) -> None:
+    """A UUID key reaches the shards as VARCHAR (Arrow has no UUID): same shards, same rows, same type."""
+    rng = random.Random(13)
+    events = crowded_events(rng, users=40, n=600)
+    thing = Entity("thing", "md5(keys.user_id)::UUID")
+    view = FeatureView(
+        "things", thing, {"n": agg.count(), "n_3d": agg.count(window="3d"), "spend": agg.sum("revenue")}
+    )
+    one = Warehouse(tmp_path / "lake", "t", threads=1)
+    write_events(one, events)
+    two = Warehouse(tmp_path / "lake", "t", threads=2)
+    cutoffs = (
+        f"SELECT DISTINCT ({thing.key}) AS thing_id, TIMESTAMPTZ '{START + timedelta(days=20)}' AS cutoff "
+        "FROM events WHERE keys.user_id IS NOT NULL"
+    )
+    found = []
+    for warehouse in (one, two):
+        with warehouse.connect() as db:
+            compute_view(db, view, cutoffs, "out", shards=shards_of(warehouse))
+            types = [str(t) for t in db.sql("SELECT * FROM out LIMIT 0").types]
+            found.append((types, db.sql("SELECT * FROM out ORDER BY thing_id").fetchall()))
+    assert found[0][0][0] == "UUID" and len(found[0][1]) > 20
+    assert found[1] == found[0]

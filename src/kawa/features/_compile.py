@@ -148,9 +148,14 @@ def cutoff_buckets_sql(column: str, origin_us: int) -> str:
     )
 
 
+def shard_of_sql(value: str, k: int) -> str:
+    """The shard (0 to k - 1) of `value`, NULL in shard 0; the same for equal values of one type."""
+    return f"coalesce(hash(({value})::VARCHAR) % {int(k)}, 0)"
+
+
 def shard_sql(value: str, j: int, k: int) -> str:
-    """True for the values in shard j of k (NULL included in shard 0): the same split on both sides."""
-    return f"coalesce(hash(({value})::VARCHAR) % {int(k)}, 0) = {int(j)}"
+    """True for the values in shard j of k (`shard_of_sql`)."""
+    return f"{shard_of_sql(value, k)} = {int(j)}"
 
 
 def _segment_sql(plan: Plan, cutoff_buckets: Iterable[tuple[int, bool]] | None) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from kawa.features._compile import DAY_US, cutoff_buckets_sql, shard_sql
+from kawa.features._compile import DAY_US, cutoff_buckets_sql, shard_of_sql
 from kawa.features.errors import FeatureError
 from kawa.features.view import FeatureView
 from kawa.warehouse import Warehouse
@@ -141,23 +141,31 @@ def _run_sharded(
     sql: Callable[[tuple[int, int]], str],
     target: str,
 ) -> None:
-    """Fill `target` with the rows of `count` shard queries run side by side, one connection each."""
-    rows = db.sql("SELECT * FROM cutoffs").to_arrow_table()
-    mine = f'"{column}"'
+    """Fill `target` with the rows of `count` shard queries run side by side, one connection each.
+
+    Each label row's shard is computed here, on the column as it is (of the key's type): the trip
+    through Arrow to the shards may change a type (a UUID arrives as VARCHAR), never which shard, and
+    the entity column gets its own type back in `target`.
+    """
+    name = f'"{column}"'
+    (kind,) = db.sql(f"SELECT {name} FROM cutoffs LIMIT 0").types
+    rows = db.sql(f"SELECT *, {shard_of_sql(name, count)} AS __shard FROM cutoffs").to_arrow_table()
 
     def one(j: int) -> pa.Table:
         with connect() as shard:
             shard.register("__shard_rows", rows)
-            shard.execute(
-                f"CREATE TEMP VIEW cutoffs AS SELECT * FROM __shard_rows WHERE {shard_sql(mine, j, count)}"
-            )
+            mine = f"SELECT * EXCLUDE (__shard) FROM __shard_rows WHERE __shard = {j}"
+            shard.execute(f"CREATE TEMP VIEW cutoffs AS {mine}")
             return shard.sql(sql((j, count))).to_arrow_table()
 
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="kawa-features") as pool:
         parts = list(pool.map(one, range(count)))
     db.register("__shard_out", pa.concat_tables(parts))
     try:
-        db.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT * FROM __shard_out")
+        db.execute(
+            f"CREATE OR REPLACE TEMP TABLE {target} AS "
+            f"SELECT * REPLACE (CAST({name} AS {kind}) AS {name}) FROM __shard_out"
+        )
     finally:
         db.unregister("__shard_out")
 
