@@ -85,16 +85,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_event_and_duplicates_none(tmp_pa
             "SELECT count(*), count(DISTINCT event_id) FROM events", [[expected, expected]], 90
         )
         stored, distinct = rows[0]
-        # In queries of 20,000 ids (about 300 kB): a fast machine acknowledges more events in these
-        # seconds than one request body of /v1/sql may hold (5 MB).
-        ordered = sorted(acked)
-        missing = 0
-        for start in range(0, len(ordered), 20_000):
-            ids = ",".join(f"'{a}'" for a in ordered[start : start + 20_000])
-            missing += server.sql(
-                f"SELECT count(*) FROM (SELECT unnest([{ids}]) AS id) "
-                "WHERE id NOT IN (SELECT event_id FROM events)"
-            )[0][0]
+        missing = server.missing_events(acked)
         print(
             f"\nacknowledged before kill: {before_kill * BATCH} events; acknowledged in all: {expected}; "
             f"stored: {stored}; distinct event_ids: {distinct}; acknowledged but missing: {missing}; "
