@@ -23,6 +23,9 @@ def test_a_full_outbox_pauses_the_worker_until_the_receiver_catches_up(
     parts: Parts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(delivery, "LIMIT", 3)
+    # The receiver holds its calls until the gate opens: the sender must not give up on them first
+    # (with its 10 s timeout, a slow start of the worker turned the held call into a retry).
+    monkeypatch.setattr(delivery, "TIMEOUT_S", 120.0)
     hook = Webhook()
     parts.register(buyer_bundle())
     trigger = Trigger("hooked", on={"event_name": "cart_add"}, key="keys.user_id", model="buyer",
